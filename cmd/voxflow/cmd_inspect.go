@@ -1,0 +1,327 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/voxflow/voxflow/cache"
+	"github.com/voxflow/voxflow/stages"
+)
+
+func cmdStages(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("stages", "[KIND...]", stderr)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	for _, k := range newRegistry().Builtins() {
+		d := k.Desc
+		if len(pos) > 0 && !contains(pos, d.Kind) {
+			continue
+		}
+		fmt.Fprintf(stdout, "%s (version %s, %s): %s\n", d.Kind, d.Version, orDefault(d.Isolate, "inline"), d.Doc)
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		for _, p := range d.Params {
+			def := "required"
+			if !p.Required {
+				def = "default " + fmtValue(p.Default)
+			}
+			var extra []string
+			if p.Min != nil {
+				extra = append(extra, fmt.Sprintf(">= %g", *p.Min))
+			}
+			if p.Max != nil {
+				extra = append(extra, fmt.Sprintf("<= %g", *p.Max))
+			}
+			if len(p.Enum) > 0 {
+				extra = append(extra, "one of "+strings.Join(p.Enum, "|"))
+			}
+			if len(extra) > 0 {
+				def += ", " + strings.Join(extra, ", ")
+			}
+			fmt.Fprintf(tw, "  param\t%s\t%s\t%s\t%s\n", p.Name, p.Type, def, p.Doc)
+		}
+		for _, in := range d.Inputs {
+			fmt.Fprintf(tw, "  input\t%s\t%s\t%s\t%s\n", in.Name, portShape(in), "", in.Doc)
+		}
+		for _, out := range d.Outputs {
+			fmt.Fprintf(tw, "  output\t%s\t\t\t%s\n", out.Name, out.Doc)
+		}
+		tw.Flush()
+		fmt.Fprintln(stdout)
+	}
+	return nil
+}
+
+func portShape(p stages.PortSpec) string {
+	s := "one"
+	if p.Many {
+		s = "many"
+	}
+	if p.Optional {
+		s += ", optional"
+	}
+	return s
+}
+
+func fmtValue(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("status", "[flags]", stderr)
+	cacheDir := fs.String("cache", "", "cache directory (default $VOXFLOW_CACHE or ./.voxflow)")
+	limit := fs.Int("n", 20, "how many runs")
+	if _, err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	store, err := openStore(ctx, *cacheDir, "")
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	runs, err := store.Runs(ctx, *limit)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN\tSPEC\tVARIANT\tSTATUS\tSTARTED\tDURATION\tEXECUTED\tCACHED")
+	for _, r := range runs {
+		ex, err := store.RunExecutions(ctx, r.ID)
+		if err != nil {
+			return err
+		}
+		executed, cached := 0, 0
+		for _, e := range ex {
+			if e.Cached {
+				cached++
+			} else {
+				executed++
+			}
+		}
+		dur := "-"
+		if !r.End.IsZero() {
+			dur = r.End.Sub(r.Start).Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", r.ID, r.Spec, orDefault(r.Variant, "-"), r.Status,
+			r.Start.Local().Format("2006-01-02 15:04:05"), dur, executed, cached)
+	}
+	return tw.Flush()
+}
+
+// findOne resolves an instance name (or prefix) to its newest execution.
+func findOne(ctx context.Context, store *cache.Store, spec, pattern string) (*cache.Execution, error) {
+	exs, err := store.FindExecutions(ctx, spec, pattern, 50)
+	if err != nil {
+		return nil, err
+	}
+	if len(exs) == 0 {
+		return nil, fmt.Errorf("no execution matches %q", pattern)
+	}
+	names := map[string]bool{}
+	for _, e := range exs {
+		names[e.Instance] = true
+	}
+	if len(names) > 1 && !names[pattern] {
+		list := make([]string, 0, len(names))
+		for n := range names {
+			list = append(list, n)
+		}
+		sort.Strings(list)
+		return nil, fmt.Errorf("%q matches several instances: %s", pattern, strings.Join(list, ", "))
+	}
+	for _, e := range exs {
+		if e.Instance == pattern || len(names) == 1 {
+			return &e, nil
+		}
+	}
+	return &exs[0], nil
+}
+
+func cmdShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("show", "INSTANCE [flags]", stderr)
+	cacheDir := fs.String("cache", "", "cache directory (default $VOXFLOW_CACHE or ./.voxflow)")
+	specName := fs.String("spec", "", "only executions of this spec name")
+	asJSON := fs.Bool("json", false, "print as JSON")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	name, err := onePositional(pos, "INSTANCE")
+	if err != nil {
+		return err
+	}
+	store, err := openStore(ctx, *cacheDir, "")
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	e, err := findOne(ctx, store, *specName, name)
+	if err != nil {
+		return err
+	}
+	metrics, err := store.Metrics(ctx, e.ID)
+	if err != nil {
+		return err
+	}
+	var outPath string
+	if e.Output != "" {
+		if p, err := store.Path(ctx, e.Output); err == nil {
+			outPath = p
+		}
+	}
+	var params, inputs any
+	_ = json.Unmarshal([]byte(e.Params), &params)
+	_ = json.Unmarshal([]byte(e.Inputs), &inputs)
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{
+			"instance": e.Instance, "spec": e.Spec, "kind": e.Kind, "key": e.Key, "status": e.Status,
+			"impl": e.Impl, "params": params, "inputs": inputs, "output": e.Output, "output_path": outPath,
+			"start": e.Start, "end": e.End, "host": e.Host, "error": e.Error, "metrics": metrics,
+		})
+	}
+	fmt.Fprintf(stdout, "instance  %s (spec %s)\nkind      %s (%s)\nstatus    %s\nkey       %s\n", e.Instance, e.Spec, e.Kind, e.Impl, e.Status, e.Key)
+	fmt.Fprintf(stdout, "timing    %s -> %s (%s) on %s\n", e.Start.Local().Format(time.DateTime), e.End.Local().Format(time.TimeOnly), e.End.Sub(e.Start).Round(time.Millisecond), e.Host)
+	if e.Error != "" {
+		fmt.Fprintf(stdout, "error     %s\n", e.Error)
+	}
+	pj, _ := json.MarshalIndent(params, "          ", "  ")
+	fmt.Fprintf(stdout, "params    %s\n", pj)
+	ij, _ := json.MarshalIndent(inputs, "          ", "  ")
+	fmt.Fprintf(stdout, "inputs    %s\n", ij)
+	if e.Output != "" {
+		fmt.Fprintf(stdout, "output    %s\n          %s\n", e.Output, outPath)
+		if outPath != "" {
+			entries, _ := os.ReadDir(outPath)
+			for _, en := range entries {
+				fmt.Fprintf(stdout, "            %s\n", en.Name())
+			}
+		}
+	}
+	if len(metrics) > 0 {
+		names := make([]string, 0, len(metrics))
+		for k := range metrics {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		fmt.Fprintln(stdout, "metrics")
+		for _, k := range names {
+			fmt.Fprintf(stdout, "  %-40s %.6g\n", k, metrics[k])
+		}
+	}
+	return nil
+}
+
+func cmdLog(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("log", "INSTANCE [flags]", stderr)
+	cacheDir := fs.String("cache", "", "cache directory (default $VOXFLOW_CACHE or ./.voxflow)")
+	specName := fs.String("spec", "", "only executions of this spec name")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	name, err := onePositional(pos, "INSTANCE")
+	if err != nil {
+		return err
+	}
+	store, err := openStore(ctx, *cacheDir, "")
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	e, err := findOne(ctx, store, *specName, name)
+	if err != nil {
+		return err
+	}
+	if e.Log == "" {
+		return fmt.Errorf("%s: no log was captured", e.Instance)
+	}
+	p, err := store.Path(ctx, e.Log)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(stdout, f)
+	return err
+}
+
+func cmdGC(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("gc", "[flags]", stderr)
+	cacheDir := fs.String("cache", "", "cache directory (default $VOXFLOW_CACHE or ./.voxflow)")
+	keep := fs.Int("keep-last", 1, "keep the objects of the newest N runs of each spec and variant (0 keeps all)")
+	if _, err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	store, err := openStore(ctx, *cacheDir, "")
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	rep, err := store.GC(ctx, *keep)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "gc: kept %d run(s); removed %d object(s), %.1f MB\n", rep.KeptRuns, rep.RemovedObjects, float64(rep.RemovedBytes)/1e6)
+	return nil
+}
+
+func cmdCache(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "verify" {
+		return &exitError{code: 2, err: fmt.Errorf("usage: voxflow cache verify [--cache DIR]")}
+	}
+	fs := newFlagSet("cache verify", "[flags]", stderr)
+	cacheDir := fs.String("cache", "", "cache directory (default $VOXFLOW_CACHE or ./.voxflow)")
+	if _, err := parseArgs(fs, args[1:]); err != nil {
+		return err
+	}
+	store, err := openStore(ctx, *cacheDir, "")
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	rep, err := store.Verify(ctx, nil)
+	if err != nil {
+		return err
+	}
+	for _, d := range rep.Corrupt {
+		fmt.Fprintf(stdout, "corrupt object %s removed\n", d)
+	}
+	fmt.Fprintf(stdout, "verify: %d object(s) checked, %d corrupt, %d execution(s) invalidated\n", rep.Checked, len(rep.Corrupt), len(rep.Invalidated))
+	if len(rep.Corrupt) > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("%d corrupt object(s); the next run recomputes what they held", len(rep.Corrupt))}
+	}
+	return nil
+}

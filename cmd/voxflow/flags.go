@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/voxflow/voxflow/cache"
+	"github.com/voxflow/voxflow/engine"
+	"github.com/voxflow/voxflow/engine/spec"
+	"github.com/voxflow/voxflow/stages/builtin"
+)
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// parseArgs parses flags that may come before or after positional
+// arguments (`voxflow run spec.yaml --set a=b`), which the flag package
+// alone does not allow.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, &exitError{code: 0, err: errors.New("")}
+			}
+			return nil, &exitError{code: 2, err: err}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// specFlags are the flags every spec-reading command shares.
+type specFlags struct {
+	cache   string
+	variant string
+	sets    stringList
+}
+
+func (f *specFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.cache, "cache", "", "cache directory (default: $VOXFLOW_CACHE, else .voxflow beside the spec)")
+	fs.StringVar(&f.variant, "variant", "", "apply the spec's named variant")
+	fs.Var(&f.sets, "set", "override a value: stage.with.key=value or params.key=value (repeatable)")
+}
+
+func (f *specFlags) options() spec.Options {
+	return spec.Options{Variant: f.variant, Sets: f.sets}
+}
+
+// newRegistry returns the registry of builtin kinds with plugin support.
+func newRegistry() *engine.Registry {
+	return engine.NewRegistry(builtin.Stages(), describePlugin)
+}
+
+// loadProject loads and validates a spec.
+func loadProject(ctx context.Context, reg *engine.Registry, path string, f *specFlags) (*engine.Project, error) {
+	p, err := engine.Load(ctx, reg, path, f.options())
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// openStore opens the cache for a spec (or the current directory's).
+func openStore(ctx context.Context, flagDir, specPath string) (*cache.Store, error) {
+	dir := engine.CacheDir(flagDir, specPath)
+	if specPath == "" && flagDir == "" && os.Getenv("VOXFLOW_CACHE") == "" {
+		dir = ".voxflow"
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	s, err := cache.Open(ctx, abs)
+	if err != nil {
+		return nil, fmt.Errorf("open cache %s: %w", abs, err)
+	}
+	return s, nil
+}
+
+// onePositional checks a command got exactly one positional argument.
+func onePositional(pos []string, what string) (string, error) {
+	if len(pos) != 1 {
+		return "", &exitError{code: 2, err: fmt.Errorf("want exactly one %s argument, got %d", what, len(pos))}
+	}
+	return pos[0], nil
+}
+
+// newFlagSet returns a FlagSet that prints its usage to stderr.
+func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: voxflow %s %s\n", name, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}

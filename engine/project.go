@@ -1,0 +1,108 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/voxflow/voxflow/cache"
+	"github.com/voxflow/voxflow/engine/spec"
+	"github.com/voxflow/voxflow/stages"
+)
+
+// Project is a loaded, validated and expanded spec: what plan and run work
+// on.
+type Project struct {
+	Spec  *spec.Spec
+	Graph *spec.Graph
+	// Kinds maps stage names to their resolved kinds.
+	Kinds map[string]*Kind
+}
+
+// Load reads, validates and expands the spec at path with a variant and
+// --set overrides applied. Every problem found is reported at once, each
+// naming file:line:col.
+func Load(ctx context.Context, reg *Registry, path string, opt spec.Options) (*Project, error) {
+	s, err := spec.Load(path, opt)
+	if err != nil {
+		return nil, err
+	}
+	res := reg.Resolver(ctx, s.Dir, s.Plugins)
+	if err := spec.Validate(s, res.Describe); err != nil {
+		// Validate reports unknown kinds generically; a plugin that failed
+		// to start deserves its own message.
+		for _, st := range s.Stages {
+			if _, rerr := res.Resolve(st.Uses); rerr != nil && st.Uses != "" {
+				if _, isBuiltin := reg.Builtin(st.Uses); !isBuiltin {
+					err = fmt.Errorf("%w\n%s: stage %s: %v", err, st.Pos, st.Name, rerr)
+				}
+			}
+		}
+		return nil, err
+	}
+	g, err := spec.Expand(s, res.Describe)
+	if err != nil {
+		return nil, err
+	}
+	p := &Project{Spec: s, Graph: g, Kinds: map[string]*Kind{}}
+	for _, st := range s.Stages {
+		k, err := res.Resolve(st.Uses)
+		if err != nil {
+			return nil, fmt.Errorf("%s: stage %s: %w", st.Pos, st.Name, err)
+		}
+		p.Kinds[st.Name] = k
+	}
+	return p, nil
+}
+
+// CacheDir returns where a spec's cache lives: flag, then VOXFLOW_CACHE,
+// then .voxflow beside the spec.
+func CacheDir(flag, specPath string) string {
+	if flag != "" {
+		return flag
+	}
+	if env := os.Getenv("VOXFLOW_CACHE"); env != "" {
+		return env
+	}
+	return filepath.Join(filepath.Dir(specPath), ".voxflow")
+}
+
+// artifacts builds the input artifacts of inst from its upstream
+// instances' output digests. It returns ok=false when an upstream output
+// is not known yet. withPaths materialises each artifact on disk, which
+// only execution needs.
+func artifacts(ctx context.Context, store *cache.Store, inst *spec.Instance, outputs map[string]cache.Digest, withPaths bool) (map[string][]stages.Artifact, bool, error) {
+	in := make(map[string][]stages.Artifact, len(inst.Inputs))
+	for port, edges := range inst.Inputs {
+		arts := make([]stages.Artifact, 0, len(edges))
+		for _, e := range edges {
+			d, ok := outputs[e.From.ID]
+			if !ok {
+				return nil, false, nil
+			}
+			if e.Output != "" {
+				sub, err := store.Sub(ctx, d, e.Output)
+				if err != nil {
+					return nil, false, fmt.Errorf("input %s: output %s of %s: %w", port, e.Output, e.From.ID, err)
+				}
+				d = sub
+			}
+			a := stages.Artifact{Stage: e.From.Stage.Name, Output: e.Output, Labels: e.From.Labels, Digest: string(d)}
+			if withPaths {
+				p, err := store.Path(ctx, d)
+				if err != nil {
+					return nil, false, fmt.Errorf("input %s from %s: %w", port, e.From.ID, err)
+				}
+				a.Path = p
+			}
+			arts = append(arts, a)
+		}
+		in[port] = arts
+	}
+	return in, true, nil
+}
+
+// timeoutOf returns the stage's timeout.
+func timeoutOf(inst *spec.Instance) time.Duration { return inst.Stage.Timeout }

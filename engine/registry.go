@@ -1,0 +1,176 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/voxflow/voxflow/stages"
+)
+
+// Version is the voxflow build's version. It is part of every builtin
+// stage's implementation digest, so bump it only when builtin outputs may
+// change without a stage's own version changing.
+const Version = "0.1.0"
+
+// Kind is one resolved stage kind: its description, how to run it and the
+// digest that identifies its implementation in cache keys.
+type Kind struct {
+	Desc stages.Description
+	// Impl is the implementation digest: the plugin binary's BLAKE3 for a
+	// plugin, or "builtin:<voxflow version>:<kind>:<stage version>".
+	Impl string
+	// Stage runs the kind in this process; nil for plugin kinds.
+	Stage stages.Stage
+	// Plugin is the plugin binary path for kinds served by a plugin.
+	Plugin string
+}
+
+// PluginOpener describes the kinds served by a plugin binary without
+// keeping it running: the descriptions and the binary's digest.
+type PluginOpener func(ctx context.Context, path string) ([]stages.Description, string, error)
+
+// Registry resolves the `uses:` of spec stages to kinds: builtin kinds by
+// name, plugin binaries by path ("plugin:./bin/x"), and kinds that a spec's
+// `plugins:` table brings in. It is safe for concurrent use.
+type Registry struct {
+	builtins   map[string]*Kind
+	openPlugin PluginOpener
+
+	mu      sync.Mutex
+	plugins map[string][]*Kind // binary path -> kinds it serves
+}
+
+// NewRegistry returns a registry of the given builtin stages. openPlugin may
+// be nil when plugins are not supported by the caller.
+func NewRegistry(builtins []stages.Stage, openPlugin PluginOpener) *Registry {
+	r := &Registry{builtins: map[string]*Kind{}, openPlugin: openPlugin, plugins: map[string][]*Kind{}}
+	for _, s := range builtins {
+		d := s.Describe()
+		r.builtins[d.Kind] = &Kind{Desc: d, Stage: s, Impl: fmt.Sprintf("builtin:%s:%s:%s", Version, d.Kind, d.Version)}
+	}
+	return r
+}
+
+// Builtins returns the builtin kinds sorted by name.
+func (r *Registry) Builtins() []*Kind {
+	out := make([]*Kind, 0, len(r.builtins))
+	for _, k := range r.builtins {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Desc.Kind < out[j].Desc.Kind })
+	return out
+}
+
+// Builtin returns the builtin kind named kind.
+func (r *Registry) Builtin(kind string) (*Kind, bool) {
+	k, ok := r.builtins[kind]
+	return k, ok
+}
+
+// LoadPlugin describes the plugin binary at path (once per registry) and
+// returns its kinds.
+func (r *Registry) LoadPlugin(ctx context.Context, path string) ([]*Kind, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ks, ok := r.plugins[path]; ok {
+		return ks, nil
+	}
+	if r.openPlugin == nil {
+		return nil, fmt.Errorf("plugin %s: this build does not support plugins", path)
+	}
+	descs, digest, err := r.openPlugin(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s: %w", path, err)
+	}
+	ks := make([]*Kind, len(descs))
+	for i, d := range descs {
+		ks[i] = &Kind{Desc: d, Impl: "plugin:" + digest + ":" + d.Kind + ":" + d.Version, Plugin: path}
+	}
+	r.plugins[path] = ks
+	return ks, nil
+}
+
+// Resolver resolves `uses:` strings for one spec, whose `plugins:` table
+// maps names to binaries.
+type Resolver struct {
+	reg     *Registry
+	ctx     context.Context
+	dir     string            // spec directory: relative plugin paths start here
+	plugins map[string]string // spec plugins table: name -> abs path
+}
+
+// Resolver returns a resolver for a spec in dir with the given plugins
+// table (name -> binary path).
+func (r *Registry) Resolver(ctx context.Context, dir string, plugins map[string]string) *Resolver {
+	return &Resolver{reg: r, ctx: ctx, dir: dir, plugins: plugins}
+}
+
+// Resolve maps a `uses:` value to a kind: "plugin:PATH[#kind]", a kind
+// served by a plugin in the spec's table, or a builtin.
+func (rs *Resolver) Resolve(uses string) (*Kind, error) {
+	if path, ok := strings.CutPrefix(uses, "plugin:"); ok {
+		path, want, _ := strings.Cut(path, "#")
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(rs.dir, path)
+		}
+		ks, err := rs.reg.LoadPlugin(rs.ctx, path)
+		if err != nil {
+			return nil, err
+		}
+		if want == "" {
+			if len(ks) != 1 {
+				return nil, fmt.Errorf("plugin %s serves %d kinds; name one with plugin:%s#KIND", path, len(ks), path)
+			}
+			return ks[0], nil
+		}
+		for _, k := range ks {
+			if k.Desc.Kind == want {
+				return k, nil
+			}
+		}
+		return nil, fmt.Errorf("plugin %s serves no kind %q", path, want)
+	}
+	if k, ok := rs.reg.builtins[uses]; ok {
+		return k, nil
+	}
+	// Kinds from the spec's plugins table, in name order for determinism.
+	names := make([]string, 0, len(rs.plugins))
+	for n := range rs.plugins {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		ks, err := rs.reg.LoadPlugin(rs.ctx, rs.plugins[n])
+		if err != nil {
+			return nil, fmt.Errorf("plugins.%s: %w", n, err)
+		}
+		for _, k := range ks {
+			if k.Desc.Kind == uses || n+"."+k.Desc.Kind == uses || (n == uses && len(ks) == 1) {
+				return k, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("unknown stage kind %q (known: %s)", uses, strings.Join(rs.known(), ", "))
+}
+
+func (rs *Resolver) known() []string {
+	var out []string
+	for k := range rs.reg.builtins {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Describe adapts the resolver to the spec package's kind lookup.
+func (rs *Resolver) Describe(uses string) (stages.Description, bool) {
+	k, err := rs.Resolve(uses)
+	if err != nil {
+		return stages.Description{}, false
+	}
+	return k.Desc, true
+}
