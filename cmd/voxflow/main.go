@@ -44,6 +44,8 @@ func commands() map[string]command {
 		"plugin-serve": {cmdPluginServe, "serve voxflow's builtin stages as a plugin (used internally)"},
 		"exec-job":     {cmdExecJob, "execute one job file (used on cluster nodes)"},
 		"version":      {cmdVersion, "print the version"},
+		"compare":      {cmdCompare, "compare variants or runs side by side: params that differ, metrics with deltas"},
+		"diff":         {cmdDiff, "params and metrics diff between two runs or variants"},
 	}
 }
 

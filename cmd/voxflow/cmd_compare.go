@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/voxflow/voxflow/cache"
+	"github.com/voxflow/voxflow/engine"
+	"github.com/voxflow/voxflow/engine/spec"
+)
+
+// baseVariant names a run without a variant in tables and flags.
+const baseVariant = "base"
+
+// resolveRuns turns command-line arguments into runs: run IDs, or a spec
+// path with variant names (all variants that have runs when none given).
+func resolveRuns(ctx context.Context, store *cache.Store, pos []string, variants string) ([]cache.Run, []string, error) {
+	if len(pos) == 0 {
+		return nil, nil, &exitError{code: 2, err: fmt.Errorf("want a SPEC or RUN IDs")}
+	}
+	if _, err := strconv.ParseInt(pos[0], 10, 64); err == nil {
+		var runs []cache.Run
+		var cols []string
+		for _, a := range pos {
+			id, err := strconv.ParseInt(a, 10, 64)
+			if err != nil {
+				return nil, nil, &exitError{code: 2, err: fmt.Errorf("%q: want a run ID (see voxflow status)", a)}
+			}
+			r, err := store.Run(ctx, id)
+			if err != nil {
+				return nil, nil, fmt.Errorf("run %d: %w", id, err)
+			}
+			runs = append(runs, *r)
+			label := fmt.Sprintf("run %d", id)
+			if r.Variant != "" {
+				label += " (" + r.Variant + ")"
+			}
+			cols = append(cols, label)
+		}
+		return runs, cols, nil
+	}
+	s, err := spec.Load(pos[0], spec.Options{})
+	if err != nil {
+		return nil, nil, &exitError{code: 1, err: err}
+	}
+	var names []string
+	if variants != "" {
+		names = strings.Split(variants, ",")
+	} else {
+		names = append(names, baseVariant)
+		names = append(names, sortedVariantNames(s)...)
+	}
+	if len(pos) > 1 {
+		names = append(names, pos[1:]...)
+	}
+	var runs []cache.Run
+	var cols []string
+	for _, n := range names {
+		v := n
+		if n == baseVariant {
+			v = ""
+		} else if _, ok := s.Variants[n]; !ok {
+			return nil, nil, &exitError{code: 2, err: fmt.Errorf("%s has no variant %q (variants: %s)", pos[0], n, strings.Join(sortedVariantNames(s), ", "))}
+		}
+		r, ok, err := store.LatestRun(ctx, s.Name, v)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !ok {
+			if variants != "" {
+				return nil, nil, fmt.Errorf("variant %s of %s has not run yet: voxflow run %s --variant %s", n, s.Name, pos[0], n)
+			}
+			continue
+		}
+		runs = append(runs, *r)
+		cols = append(cols, n)
+	}
+	if len(runs) == 0 {
+		return nil, nil, fmt.Errorf("%s has no runs in this cache yet", s.Name)
+	}
+	return runs, cols, nil
+}
+
+func sortedVariantNames(s *spec.Spec) []string {
+	out := make([]string, 0, len(s.Variants))
+	for k := range s.Variants {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func cmdCompare(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("compare", "SPEC [--variants a,b] | RUN RUN...", stderr)
+	cacheDir := fs.String("cache", "", "cache directory (default: beside the spec, or ./.voxflow)")
+	variants := fs.String("variants", "", "comma-separated variants to compare (base = no variant); default all that ran")
+	format := fs.String("format", "table", "table | markdown | csv | json")
+	filter := fs.String("metric", "", "only metrics matching this pattern (path.Match on METRIC or INSTANCE:METRIC)")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	specPath := ""
+	if len(pos) > 0 {
+		if _, err := strconv.ParseInt(pos[0], 10, 64); err != nil {
+			specPath = pos[0]
+		}
+	}
+	store, err := openStore(ctx, *cacheDir, specPath)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	runs, cols, err := resolveRuns(ctx, store, pos, *variants)
+	if err != nil {
+		return err
+	}
+	c, err := engine.Compare(ctx, store, runs, cols, *filter)
+	if err != nil {
+		return err
+	}
+	return writeComparison(stdout, c, *format)
+}
+
+// writeComparison prints a comparison; the first column is the baseline
+// and every other metric column carries its delta.
+func writeComparison(w io.Writer, c *engine.Comparison, format string) error {
+	header := []string{"instance", "name"}
+	for i, col := range c.Columns {
+		header = append(header, col)
+		if i > 0 {
+			header = append(header, "Δ "+col)
+		}
+	}
+	var rows [][]string
+	for _, p := range c.Params {
+		row := []string{p.Instance, "param " + p.Param}
+		for i, v := range p.Values {
+			row = append(row, orDefault(v, "-"))
+			if i > 0 {
+				row = append(row, "")
+			}
+		}
+		rows = append(rows, row)
+	}
+	for _, m := range c.Metrics {
+		row := []string{m.Instance, m.Metric}
+		for i, v := range m.Values {
+			row = append(row, engine.FormatMetric(v))
+			if i > 0 {
+				row = append(row, engine.FormatDelta(v, m.Values[0]))
+			}
+		}
+		rows = append(rows, row)
+	}
+	switch format {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(c)
+	case "csv":
+		cw := csv.NewWriter(w)
+		cw.Write(header)
+		cw.WriteAll(rows)
+		return cw.Error()
+	case "markdown", "md":
+		fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(header, " | "), strings.Repeat(" --- |", len(header)))
+		for _, r := range rows {
+			for i := range r {
+				r[i] = strings.ReplaceAll(r[i], "|", `\|`)
+			}
+			fmt.Fprintf(w, "| %s |\n", strings.Join(r, " | "))
+		}
+		return nil
+	case "table", "":
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, strings.Join(header, "\t"))
+		for _, r := range rows {
+			fmt.Fprintln(tw, strings.Join(r, "\t"))
+		}
+		return tw.Flush()
+	}
+	return &exitError{code: 2, err: fmt.Errorf("--format %q: want table, markdown, csv or json", format)}
+}
+
+func cmdDiff(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("diff", "A B [--spec SPEC]  (run IDs, or variant names with --spec)", stderr)
+	cacheDir := fs.String("cache", "", "cache directory (default: beside the spec, or ./.voxflow)")
+	specPath := fs.String("spec", "", "spec whose variants A and B name (base = no variant)")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return &exitError{code: 2, err: fmt.Errorf("want two runs or variants, got %d", len(pos))}
+	}
+	store, err := openStore(ctx, *cacheDir, *specPath)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	var runs []cache.Run
+	var cols []string
+	if *specPath != "" {
+		runs, cols, err = resolveRuns(ctx, store, []string{*specPath}, strings.Join(pos, ","))
+	} else {
+		runs, cols, err = resolveRuns(ctx, store, pos, "")
+	}
+	if err != nil {
+		return err
+	}
+	c, err := engine.Compare(ctx, store, runs, cols, "")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "--- %s\n+++ %s\n", cols[0], cols[1])
+	for _, p := range c.Params {
+		fmt.Fprintf(stdout, "param   %s %s: %s -> %s\n", p.Instance, p.Param, orDefault(p.Values[0], "(absent)"), orDefault(p.Values[1], "(absent)"))
+	}
+	changed := 0
+	for _, m := range c.Metrics {
+		a, b := m.Values[0], m.Values[1]
+		if a == b || math.IsNaN(a) && math.IsNaN(b) {
+			continue
+		}
+		changed++
+		fmt.Fprintf(stdout, "metric  %s %s: %s -> %s (%s)\n", m.Instance, m.Metric, engine.FormatMetric(a), engine.FormatMetric(b), engine.FormatDelta(b, a))
+	}
+	fmt.Fprintf(stdout, "%d param(s) and %d metric(s) differ\n", len(c.Params), changed)
+	return nil
+}
