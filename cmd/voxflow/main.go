@@ -45,6 +45,7 @@ func commands() map[string]command {
 		"exec-job":     {cmdExecJob, "execute one job file (used on cluster nodes)"},
 		"version":      {cmdVersion, "print the version"},
 		"compare":      {cmdCompare, "compare variants or runs side by side: params that differ, metrics with deltas"},
+		"report":       {cmdReport, "write one run as a self-contained HTML report"},
 		"diff":         {cmdDiff, "params and metrics diff between two runs or variants"},
 	}
 }
