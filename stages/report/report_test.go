@@ -1,0 +1,114 @@
+package report
+
+import (
+	"context"
+	"encoding/json"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/voxflow/voxflow/stages"
+	"github.com/voxflow/voxflow/stages/npy"
+)
+
+func writeJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReportDrawsEveryFigureAndHeadline(t *testing.T) {
+	dir := t.TempDir()
+	ridge := filepath.Join(dir, "ridge")
+	sc := func(r float64) map[string]any { return map[string]any{"mean_r": r, "ci95": []float64{r - 0.01, r + 0.02}, "n_voxels": 4} }
+	writeJSON(t, filepath.Join(ridge, "metrics.json"), map[string]any{
+		"networks": []string{"feat_control", "feat_cl", "feat_mse"}, "baseline": "feat_control",
+		"subjects": []string{"subj01"}, "rois": []string{"V1v", "FFA-1"},
+		"roi": map[string]any{"V1v": map[string]any{"feat_control": sc(0.3), "feat_cl": sc(0.35), "feat_mse": sc(0.32)}},
+		"group": map[string]any{
+			"early":  map[string]any{"feat_control": sc(0.30), "feat_cl": sc(0.35), "feat_mse": sc(0.32)},
+			"higher": map[string]any{"feat_control": sc(0.10), "feat_cl": sc(0.25), "feat_mse": sc(0.20)},
+		},
+		"compare": map[string]any{
+			"feat_cl_vs_feat_control": map[string]any{
+				"roi":   map[string]any{"V1v": map[string]any{"pct_improved": 60.0}, "FFA-1": map[string]any{"pct_improved": 80.0}},
+				"group": map[string]any{"early": map[string]any{"pct_improved": 60.0}, "higher": map[string]any{"pct_improved": 80.0}},
+			},
+			"feat_cl_vs_feat_mse": map[string]any{
+				"roi":   map[string]any{"V1v": map[string]any{"pct_improved": 55.0}, "FFA-1": map[string]any{"pct_improved": 70.0}},
+				"group": map[string]any{"early": map[string]any{"pct_improved": 55.0}, "higher": map[string]any{"pct_improved": 70.0}},
+			},
+		},
+	})
+	for _, n := range []string{"feat_control", "feat_cl"} {
+		p := filepath.Join(ridge, "scores", n, "subj01")
+		os.MkdirAll(p, 0o755)
+		if err := npy.WriteFile(filepath.Join(p, "V1v_r.npy"), []int{4}, []float32{0.1, 0.2, 0.3, 0.4}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	curve := filepath.Join(dir, "tune")
+	writeJSON(t, filepath.Join(curve, "curve.json"), map[string]any{"epochs": []map[string]any{{"epoch": 1, "val_loss": 2.0}, {"epoch": 2, "val_loss": 1.5}}})
+	probe := filepath.Join(dir, "probe")
+	writeJSON(t, filepath.Join(probe, "metrics.json"), map[string]any{"feat_control": map[string]any{"top1": 0.8}, "feat_cl": map[string]any{"top1": 0.78}})
+
+	out := filepath.Join(dir, "out")
+	os.MkdirAll(out, 0o755)
+	req := &stages.Request{
+		Inputs: map[string][]stages.Artifact{
+			"ridge":  {{Path: ridge, Stage: "ridge"}},
+			"curves": {{Path: curve, Stage: "tune_cl", Labels: map[string]string{"roi": "V1v"}}},
+			"probe":  {{Path: probe, Stage: "probe", Labels: map[string]string{"dataset": "fashion"}}},
+		},
+		Params: stages.Params{"control": "", "cl": "", "mse": "", "title": "test"},
+		OutDir: out, Progress: stages.NopProgress{}, Log: &strings.Builder{},
+	}
+	if err := New().Run(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	if d := os.Getenv("VOXFLOW_KEEP_REPORT"); d != "" {
+		// For looking at the figures by eye.
+		if err := os.CopyFS(d, os.DirFS(out)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"groups", "scatter", "improved", "curves", "probe"} {
+		fh, err := os.Open(filepath.Join(out, "figures", f+".png"))
+		if err != nil {
+			t.Fatalf("figure %s: %v", f, err)
+		}
+		img, err := png.Decode(fh)
+		fh.Close()
+		if err != nil || img.Bounds().Dx() < 100 {
+			t.Fatalf("figure %s.png is not a real image: %v", f, err)
+		}
+		svg, err := os.ReadFile(filepath.Join(out, "figures", f+".svg"))
+		if err != nil || !strings.Contains(string(svg), "<svg") {
+			t.Fatalf("figure %s.svg: %v", f, err)
+		}
+	}
+	head, err := os.ReadFile(filepath.Join(out, "headline.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| higher | 0.1000 | 0.2500 | 0.2000 | 80.0 | 70.0 |", "% voxels feat_cl > feat_control"} {
+		if !strings.Contains(string(head), want) {
+			t.Errorf("headline lacks %q:\n%s", want, head)
+		}
+	}
+	var m struct{ Headline map[string]map[string]float64 }
+	b, _ := os.ReadFile(filepath.Join(out, "metrics.json"))
+	if err := json.Unmarshal(b, &m); err != nil || m.Headline["early"]["feat_cl"] != 0.35 {
+		t.Fatalf("metrics.json headline: %v %s", err, b)
+	}
+}
