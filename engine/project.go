@@ -26,11 +26,13 @@ type Project struct {
 // naming file:line:col.
 func Load(ctx context.Context, reg *Registry, path string, opt spec.Options) (*Project, error) {
 	s, err := spec.Load(path, opt)
-	if err != nil {
+	if s == nil {
 		return nil, err
 	}
+	// Parse errors come back again from Validate, with the kind-dependent
+	// ones, so the user sees every problem at once.
 	res := reg.Resolver(ctx, s.Dir, s.Plugins)
-	if err := spec.Validate(s, res.Describe); err != nil {
+	if err := spec.Validate(s, res.Describe, reg.KindNames()...); err != nil {
 		// Validate reports unknown kinds generically; a plugin that failed
 		// to start deserves its own message.
 		for _, st := range s.Stages {
@@ -42,7 +44,7 @@ func Load(ctx context.Context, reg *Registry, path string, opt spec.Options) (*P
 		}
 		return nil, err
 	}
-	g, err := spec.Expand(s, res.Describe)
+	g, err := spec.Expand(s, res.Describe, reg.KindNames()...)
 	if err != nil {
 		return nil, err
 	}

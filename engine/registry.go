@@ -65,6 +65,16 @@ func (r *Registry) Builtins() []*Kind {
 	return out
 }
 
+// KindNames returns the builtin kind names, sorted.
+func (r *Registry) KindNames() []string {
+	names := make([]string, 0, len(r.builtins))
+	for n := range r.builtins {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
 // Builtin returns the builtin kind named kind.
 func (r *Registry) Builtin(kind string) (*Kind, bool) {
 	k, ok := r.builtins[kind]
