@@ -257,3 +257,36 @@ func (s *Store) Invalidate(ctx context.Context, key Digest) error {
 	}
 	return nil
 }
+
+// Reusable returns, per key, the newest succeeded and valid execution of
+// spec whose output root object is present: the engine's fast path for
+// answering a mostly cached run with one query instead of one per
+// instance. A present root implies a complete tree, because gc removes
+// whole unreachable trees and verify invalidates executions that reach a
+// damaged object; Lookup remains the thorough check for keys not found
+// here.
+func (s *Store) Reusable(ctx context.Context, spec string) (map[Digest]*Execution, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+execCols+` FROM executions
+		WHERE spec = ? AND status = 'succeeded' AND invalid = 0 ORDER BY id`, spec)
+	if err != nil {
+		return nil, fmt.Errorf("executions of %s: %w", spec, err)
+	}
+	defer rows.Close()
+	out := map[Digest]*Execution{}
+	for rows.Next() {
+		e, err := scanExecution(rows)
+		if err != nil {
+			return nil, fmt.Errorf("executions of %s: %w", spec, err)
+		}
+		out[e.Key] = e // ordered by id: the newest wins
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("executions of %s: %w", spec, err)
+	}
+	for k, e := range out {
+		if e.Output != "" && !s.Has(e.Output) {
+			delete(out, k)
+		}
+	}
+	return out, nil
+}

@@ -184,3 +184,25 @@ func (s *Store) RunExecutions(ctx context.Context, runID int64) ([]RunExecution,
 	}
 	return out, nil
 }
+
+// LinkRuns links many executions to a run in one transaction: a fully
+// cached rerun of a large DAG links thousands at once.
+func (s *Store) LinkRuns(ctx context.Context, runID int64, execIDs []int64, cached bool) error {
+	if len(execIDs) == 0 {
+		return nil
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		st, err := tx.PrepareContext(ctx, `INSERT INTO run_executions (run_id, exec_id, cached) VALUES (?, ?, ?)
+			ON CONFLICT (run_id, exec_id) DO UPDATE SET cached = excluded.cached`)
+		if err != nil {
+			return fmt.Errorf("link run %d: %w", runID, err)
+		}
+		defer st.Close()
+		for _, id := range execIDs {
+			if _, err := st.ExecContext(ctx, runID, id, cached); err != nil {
+				return fmt.Errorf("link run %d to execution %d: %w", runID, id, err)
+			}
+		}
+		return nil
+	})
+}

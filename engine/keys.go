@@ -1,33 +1,18 @@
 package engine
 
 import (
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"sort"
+
+	"github.com/zeebo/blake3"
 
 	"github.com/voxflow/voxflow/cache"
 	"github.com/voxflow/voxflow/engine/spec"
 	"github.com/voxflow/voxflow/stages"
 )
-
-// inputKey is what one input artifact contributes to a key: its content,
-// and the provenance a stage may read (stages name networks by the
-// producing stage and tell ROIs apart by labels).
-type inputKey struct {
-	Stage  string            `json:"stage"`
-	Output string            `json:"output,omitempty"`
-	Labels map[string]string `json:"labels,omitempty"`
-	Digest string            `json:"digest"`
-}
-
-// keyMaterial is everything a stage instance's outputs may depend on.
-type keyMaterial struct {
-	Kind   string                `json:"kind"`
-	Impl   string                `json:"impl"`
-	Params map[string]any        `json:"params"`
-	Labels map[string]string     `json:"labels,omitempty"`
-	Inputs map[string][]inputKey `json:"inputs"`
-}
 
 // Key is a stage instance's cache key with the canonical encodings that
 // made it, kept so that `plan` can explain a changed key.
@@ -37,45 +22,59 @@ type Key struct {
 	Inputs string // canonical JSON of the inputs (port -> artifacts)
 }
 
+// keyDomain versions the key derivation: changing it invalidates every
+// cache, so it changes only with the derivation itself.
+const keyDomain = "voxflow-key-v1"
+
 // ComputeKey derives the key of one instance of kind with the given params,
-// labels and input artifacts (whose Digest fields must be set).
+// labels and input artifacts (whose Digest fields must be set). Everything
+// a stage may read goes in: its kind and implementation, its params and
+// foreach labels, and for each input the content digest plus the
+// provenance stages use (the producing stage names a network, labels tell
+// ROIs apart).
 func ComputeKey(kind *Kind, params stages.Params, labels map[string]string, inputs map[string][]stages.Artifact) (Key, error) {
-	m := keyMaterial{Kind: kind.Desc.Kind, Impl: kind.Impl, Params: params, Labels: labels, Inputs: map[string][]inputKey{}}
-	for port, arts := range inputs {
-		ks := make([]inputKey, len(arts))
-		for i, a := range arts {
-			ks[i] = inputKey{Stage: a.Stage, Output: a.Output, Labels: a.Labels, Digest: a.Digest}
-		}
-		m.Inputs[port] = ks
-	}
 	p, err := spec.CanonicalJSON(map[string]any(params))
 	if err != nil {
 		return Key{}, fmt.Errorf("encode params: %w", err)
 	}
-	in, err := spec.CanonicalJSON(toPlain(m.Inputs))
+	ports := make(map[string]any, len(inputs))
+	for port, arts := range inputs {
+		list := make([]any, len(arts))
+		for i, a := range arts {
+			m := map[string]any{"stage": a.Stage, "digest": a.Digest}
+			if a.Output != "" {
+				m["output"] = a.Output
+			}
+			if len(a.Labels) > 0 {
+				m["labels"] = stringMap(a.Labels)
+			}
+			list[i] = m
+		}
+		ports[port] = list
+	}
+	in, err := spec.CanonicalJSON(ports)
 	if err != nil {
 		return Key{}, fmt.Errorf("encode inputs: %w", err)
 	}
-	all, err := spec.CanonicalJSON(map[string]any{
-		"kind": m.Kind, "impl": m.Impl, "params": json.RawMessage(p),
-		"labels": toPlain(m.Labels), "inputs": json.RawMessage(in),
-	})
+	lb, err := spec.CanonicalJSON(stringMap(labels))
 	if err != nil {
-		return Key{}, fmt.Errorf("encode key: %w", err)
+		return Key{}, fmt.Errorf("encode labels: %w", err)
 	}
-	return Key{Digest: cache.HashBytes(all), Params: string(p), Inputs: string(in)}, nil
+	h := blake3.New()
+	for _, part := range [][]byte{[]byte(keyDomain), []byte(kind.Desc.Kind), []byte(kind.Impl), lb, p, in} {
+		// Length prefixes keep the concatenation unambiguous.
+		var n [8]byte
+		binary.LittleEndian.PutUint64(n[:], uint64(len(part)))
+		h.Write(n[:])
+		h.Write(part)
+	}
+	return Key{Digest: cache.Digest(hex.EncodeToString(h.Sum(nil))), Params: string(p), Inputs: string(in)}, nil
 }
 
-// toPlain round-trips v through encoding/json so that CanonicalJSON sees
-// only plain maps, slices and scalars.
-func toPlain(v any) any {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(fmt.Sprintf("toPlain: %v", err)) // only called on JSON-safe engine types
-	}
-	var out any
-	if err := json.Unmarshal(b, &out); err != nil {
-		panic(fmt.Sprintf("toPlain: %v", err))
+func stringMap(m map[string]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
 	}
 	return out
 }

@@ -34,6 +34,10 @@ type PlanItem struct {
 // successful execution: changed params, changed inputs, changed
 // implementation, never run, or forced.
 func Plan(ctx context.Context, store *cache.Store, p *Project, force []string) ([]PlanItem, error) {
+	reusable, err := store.Reusable(ctx, p.Spec.Name)
+	if err != nil {
+		return nil, err
+	}
 	outputs := map[string]cache.Digest{}
 	items := make([]PlanItem, 0, len(p.Graph.Instances))
 	for _, inst := range p.Graph.Instances {
@@ -52,9 +56,12 @@ func Plan(ctx context.Context, store *cache.Store, p *Project, force []string) (
 			}
 			it.Key = string(key.Digest)
 			if !forced {
-				ex, ok, err := store.Lookup(ctx, key.Digest)
-				if err != nil {
-					return nil, fmt.Errorf("%s: %w", inst.ID, err)
+				ex, ok := reusable[key.Digest]
+				if !ok {
+					ex, ok, err = store.Lookup(ctx, key.Digest)
+					if err != nil {
+						return nil, fmt.Errorf("%s: %w", inst.ID, err)
+					}
 				}
 				if ok {
 					it.Action, it.Output = ActionCached, string(ex.Output)

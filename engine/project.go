@@ -32,9 +32,11 @@ func Load(ctx context.Context, reg *Registry, path string, opt spec.Options) (*P
 	// Parse errors come back again from Validate, with the kind-dependent
 	// ones, so the user sees every problem at once.
 	res := reg.Resolver(ctx, s.Dir, s.Plugins)
-	if err := spec.Validate(s, res.Describe, reg.KindNames()...); err != nil {
-		// Validate reports unknown kinds generically; a plugin that failed
-		// to start deserves its own message.
+	// Expand validates first and reports every problem at once.
+	g, err := spec.Expand(s, res.Describe, reg.KindNames()...)
+	if err != nil {
+		// Validation reports unknown kinds generically; a plugin that
+		// failed to start deserves its own message.
 		for _, st := range s.Stages {
 			if _, rerr := res.Resolve(st.Uses); rerr != nil && st.Uses != "" {
 				if _, isBuiltin := reg.Builtin(st.Uses); !isBuiltin {
@@ -42,10 +44,6 @@ func Load(ctx context.Context, reg *Registry, path string, opt spec.Options) (*P
 				}
 			}
 		}
-		return nil, err
-	}
-	g, err := spec.Expand(s, res.Describe, reg.KindNames()...)
-	if err != nil {
 		return nil, err
 	}
 	p := &Project{Spec: s, Graph: g, Kinds: map[string]*Kind{}}

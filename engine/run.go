@@ -124,6 +124,10 @@ func (r *Runner) Run(ctx context.Context, p *Project, opt RunOptions) (*RunResul
 		}
 	}
 
+	reusable, err := r.Store.Reusable(ctx, p.Spec.Name)
+	if err != nil {
+		return nil, err
+	}
 	outputs := map[string]cache.Digest{}
 	results := make(chan instResult)
 	running := 0
@@ -181,9 +185,12 @@ func (r *Runner) Run(ctx context.Context, p *Project, opt RunOptions) (*RunResul
 				continue
 			}
 			if !forced {
-				ex, ok, err := r.Store.Lookup(ctx, key.Digest)
-				if err != nil {
-					return nil, fmt.Errorf("%s: %w", st.inst.ID, err)
+				ex, ok := reusable[key.Digest]
+				if !ok {
+					ex, ok, err = r.Store.Lookup(ctx, key.Digest)
+					if err != nil {
+						return nil, fmt.Errorf("%s: %w", st.inst.ID, err)
+					}
 				}
 				if ok {
 					r.Display.Cached(st.inst.ID)
@@ -231,10 +238,8 @@ func (r *Runner) Run(ctx context.Context, p *Project, opt RunOptions) (*RunResul
 		used.gpus -= need.gpus
 		finish(ir)
 	}
-	for _, id := range cached {
-		if err := r.Store.LinkRun(context.WithoutCancel(ctx), runID, id, true); err != nil {
-			return nil, fmt.Errorf("record run %d: %w", runID, err)
-		}
+	if err := r.Store.LinkRuns(context.WithoutCancel(ctx), runID, cached, true); err != nil {
+		return nil, fmt.Errorf("record run %d: %w", runID, err)
 	}
 
 	// Whatever never started was skipped (failure upstream, stop, or Ctrl-C).

@@ -17,6 +17,8 @@ import (
 //	qos: normal                 # sbatch --qos
 //	time: "2:00:00"             # sbatch --time: Slurm syntax, minutes (number) or a Go duration ("90m")
 //	gpu_type: a100              # --gres=gpu:a100:N instead of --gres=gpu:N
+//	gres: "gpu:a100:2,lscratch:10"  # sbatch --gres verbatim, instead of the one derived from resources.gpus
+//	constraint: "a100|h100"     # sbatch --constraint
 //	sbatch: ["--constraint=v100", "--exclude=node7"]   # extra flags, verbatim
 //	prelude: ["module load cuda/12.2", "source ~/venv/bin/activate"]  # shell lines run before voxflow
 //	voxflow_bin: /shared/bin/voxflow   # the voxflow binary as the compute nodes see it
@@ -29,9 +31,12 @@ type Options struct {
 	// result record), or no limit when the job has none.
 	Time    string
 	GPUType string
-	Sbatch  []string
-	Prelude []string
-	Bin     string
+	// Gres replaces the --gres derived from the job's GPU count.
+	Gres       string
+	Constraint string
+	Sbatch     []string
+	Prelude    []string
+	Bin        string
 }
 
 // ignoredKey reports executor-map keys that belong to the engine, not to
@@ -47,7 +52,7 @@ func ignoredKey(k string) bool {
 // OptionKeys lists the keys ParseOptions accepts, for the engine's spec
 // validation and error messages.
 func OptionKeys() []string {
-	return []string{"partition", "account", "qos", "time", "gpu_type", "sbatch", "prelude", "voxflow_bin"}
+	return []string{"partition", "account", "qos", "time", "gpu_type", "gres", "constraint", "sbatch", "prelude", "voxflow_bin"}
 }
 
 // ParseOptions reads Slurm options from an executor map. Unknown keys are an
@@ -72,6 +77,10 @@ func ParseOptions(m map[string]any) (Options, error) {
 			o.QOS, err = str(k, v)
 		case "gpu_type":
 			o.GPUType, err = str(k, v)
+		case "gres":
+			o.Gres, err = str(k, v)
+		case "constraint":
+			o.Constraint, err = str(k, v)
 		case "voxflow_bin":
 			o.Bin, err = str(k, v)
 		case "time":
@@ -106,6 +115,8 @@ func (o Options) merge(def Options) Options {
 	o.QOS = pick(o.QOS, def.QOS)
 	o.Time = pick(o.Time, def.Time)
 	o.GPUType = pick(o.GPUType, def.GPUType)
+	o.Gres = pick(o.Gres, def.Gres)
+	o.Constraint = pick(o.Constraint, def.Constraint)
 	o.Bin = pick(o.Bin, def.Bin)
 	if o.Sbatch == nil {
 		o.Sbatch = def.Sbatch

@@ -15,6 +15,8 @@ func TestParseOptions(t *testing.T) {
 		"qos":         "high",
 		"time":        "90m",
 		"gpu_type":    "a100",
+		"gres":        "gpu:2,lscratch:10",
+		"constraint":  "a100|h100",
 		"sbatch":      []any{"--constraint=a100", "--exclude=n7"},
 		"prelude":     "module load cuda\nsource /opt/venv/bin/activate\n",
 		"voxflow_bin": "/shared/bin/voxflow",
@@ -22,7 +24,7 @@ func TestParseOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Options{Partition: "gpu", Account: "lab", QOS: "high", Time: "90", GPUType: "a100",
+	want := Options{Partition: "gpu", Account: "lab", QOS: "high", Time: "90", GPUType: "a100", Gres: "gpu:2,lscratch:10", Constraint: "a100|h100",
 		Sbatch: []string{"--constraint=a100", "--exclude=n7"}, Prelude: []string{"module load cuda", "source /opt/venv/bin/activate"},
 		Bin: "/shared/bin/voxflow"}
 	if !reflect.DeepEqual(o, want) {

@@ -44,7 +44,9 @@ func Script(job *engine.Job, opts Options, bin string) (string, error) {
 	if m := job.Resources.MemoryMB; m > 0 {
 		opt("mem", fmt.Sprintf("%dM", m))
 	}
-	if g := job.Resources.GPUs; g > 0 {
+	if g := job.Resources.GPUs; opts.Gres != "" {
+		opt("gres", opts.Gres)
+	} else if g > 0 {
 		if opts.GPUType != "" {
 			opt("gres", fmt.Sprintf("gpu:%s:%d", opts.GPUType, g))
 		} else {
@@ -55,6 +57,7 @@ func Script(job *engine.Job, opts Options, bin string) (string, error) {
 	opt("partition", opts.Partition)
 	opt("account", opts.Account)
 	opt("qos", opts.QOS)
+	opt("constraint", opts.Constraint)
 	for _, f := range opts.Sbatch {
 		if !strings.HasPrefix(f, "-") {
 			return "", fmt.Errorf("sbatch script for %s: executor option \"sbatch\": %q is not a flag; want e.g. --constraint=a100", job.Instance, f)

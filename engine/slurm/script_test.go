@@ -50,6 +50,17 @@ func TestScript(t *testing.T) {
 	}
 }
 
+func TestScriptGresOptionReplacesDerivedGres(t *testing.T) {
+	job := &engine.Job{Key: "k", Instance: "a", WorkDir: "/w", OutDir: "/w/out", Resources: stages.Resources{GPUs: 1}}
+	s, err := Script(job, Options{Gres: "gpu:h100:1,lscratch:50", Constraint: "ib"}, "/bin/voxflow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(s, `#SBATCH --gres="gpu:h100:1,lscratch:50"`) || strings.Contains(s, `--gres="gpu:1"`) || !strings.Contains(s, `#SBATCH --constraint="ib"`) {
+		t.Errorf("script:\n%s\nwant the gres option verbatim, no derived gres, and the constraint", s)
+	}
+}
+
 func TestScriptOmitsUndeclaredResources(t *testing.T) {
 	job := &engine.Job{Key: "k", Instance: "a", WorkDir: "/w", OutDir: "/w/out"}
 	s, err := Script(job, Options{}, "/bin/voxflow")

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/voxflow/voxflow/stages/data"
+)
+
+// cmdData is `voxflow data inspect PATH` and `voxflow data synth DIR`.
+func cmdData(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	usage := func() {
+		fmt.Fprint(stderr, `usage:
+  voxflow data inspect [--json] PATH
+      summarise a data artifact or an Algonauts 2023 root: subjects, images
+      per split, ROIs with voxel counts and noise ceilings, class counts
+  voxflow data synth [--layout algonauts|artifact] [--subjects N] [--images N]
+                     [--size S] [--seed N] [--voxels N] [--test N] [--test-fmri] DIR
+      write a synthetic NSD-like dataset with a planted ground truth
+`)
+	}
+	if len(args) == 0 {
+		usage()
+		return &exitError{code: 2, err: errors.New("data: expected a subcommand: inspect or synth")}
+	}
+	switch args[0] {
+	case "inspect":
+		return dataInspect(args[1:], stdout, stderr)
+	case "synth":
+		return dataSynth(ctx, args[1:], stdout, stderr)
+	case "-h", "--help", "help":
+		usage()
+		return nil
+	}
+	usage()
+	return &exitError{code: 2, err: fmt.Errorf("data: unknown subcommand %q: expected inspect or synth", args[0])}
+}
+
+func dataInspect(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("data inspect", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print the summary as JSON")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return &exitError{code: 2, err: fmt.Errorf("data inspect: expected one PATH, got %d arguments", len(pos))}
+	}
+	s, err := data.Inspect(pos[0])
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(s)
+	}
+	return s.WriteText(stdout)
+}
+
+func dataSynth(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("data synth", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	layout := fs.String("layout", "algonauts", "file layout: algonauts (the Algonauts 2023 release: PNGs, lh/rh fMRI, roi_masks) or artifact (a data artifact)")
+	subjects := fs.Int("subjects", 1, "number of subjects (subj01..)")
+	images := fs.Int("images", 2000, "training images with fMRI per subject")
+	size := fs.Int("size", 64, "image side in pixels (the real release: 425)")
+	seed := fs.Int64("seed", 0, "seed: the same seed gives the same dataset")
+	voxels := fs.Int("voxels", 40, "mean voxels per ROI over both hemispheres")
+	nTest := fs.Int("test", -1, "algonauts layout: test images (default images/10)")
+	testFMRI := fs.Bool("test-fmri", false, "algonauts layout: also write test_split/test_fmri (the public release withholds it)")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return &exitError{code: 2, err: fmt.Errorf("data synth: expected one output DIR, got %d arguments", len(pos))}
+	}
+	dir := pos[0]
+	switch {
+	case *subjects < 1 || *subjects > 99:
+		return &exitError{code: 2, err: fmt.Errorf("data synth: --subjects %d: expected 1..99", *subjects)}
+	case *images < 3:
+		return &exitError{code: 2, err: fmt.Errorf("data synth: --images %d: expected at least 3", *images)}
+	case *size < 8 || *size > 2048:
+		return &exitError{code: 2, err: fmt.Errorf("data synth: --size %d: expected 8..2048", *size)}
+	case *voxels < 2:
+		return &exitError{code: 2, err: fmt.Errorf("data synth: --voxels %d: expected at least 2", *voxels)}
+	}
+	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
+		return fmt.Errorf("data synth: %s is not empty: expected a new or empty directory", dir)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("data synth: %w", err)
+	}
+	names := data.SynthSubjectNames(*subjects)
+	cfg := data.SynthConfig{Seed: *seed, NImages: *images, VoxelsPerROI: *voxels, Reps: 3}
+	switch *layout {
+	case "algonauts":
+		cfg.NTest = *nTest
+		if cfg.NTest < 0 {
+			cfg.NTest = max(1, *images/10)
+		}
+		err = data.WriteSynthAlgonauts(ctx, dir, data.SynthAlgonautsOptions{Config: cfg, Subjects: names, Size: *size, TestFMRI: *testFMRI})
+	case "artifact":
+		_, err = data.BuildSynthetic(ctx, cfg, names, data.Options{ImageSize: *size, ValFraction: 0.1, TestFraction: 0.1, Seed: *seed}, dir)
+	default:
+		return &exitError{code: 2, err: fmt.Errorf("data synth: --layout %q: expected algonauts or artifact", *layout)}
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote synthetic %s dataset to %s: %d subjects x %d images at %dx%d (seed %d)\n", *layout, dir, *subjects, *images, *size, *size, *seed)
+	return nil
+}

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/voxflow/voxflow/plugins"
+	"github.com/voxflow/voxflow/stages/builtin"
+)
+
+// pluginDescribeTimeout bounds how long one plugin may take to start and
+// describe itself before `voxflow plugins` gives up on it.
+const pluginDescribeTimeout = 30 * time.Second
+
+// pluginListing is one plugin in `voxflow plugins -json`.
+type pluginListing struct {
+	Path   string              `json:"path"`
+	Digest string              `json:"digest,omitempty"`
+	Kinds  []pluginKindListing `json:"kinds,omitempty"`
+	Error  string              `json:"error,omitempty"`
+}
+
+type pluginKindListing struct {
+	Kind    string `json:"kind"`
+	Version string `json:"version"`
+	Isolate string `json:"isolate,omitempty"`
+	Doc     string `json:"doc,omitempty"`
+}
+
+// cmdPlugins lists the plugin binaries found in $VOXFLOW_PLUGIN_PATH and
+// given as arguments (files, or directories to search), with each one's
+// digest and the kinds it provides. A plugin that fails to start is listed
+// with its error and makes the command fail after the listing.
+func cmdPlugins(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("plugins", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print the listing as JSON")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: voxflow plugins [-json] [PLUGIN-OR-DIR...]")
+		fmt.Fprintln(stderr, "Lists plugins in $VOXFLOW_PLUGIN_PATH (colon-separated directories; binaries named "+plugins.FilePrefix+"*) and the given paths.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	paths, err := plugins.Find(filepath.SplitList(os.Getenv("VOXFLOW_PLUGIN_PATH"))...)
+	if err != nil {
+		return fmt.Errorf("$VOXFLOW_PLUGIN_PATH: %w", err)
+	}
+	for _, a := range fs.Args() {
+		info, err := os.Stat(a)
+		if err != nil {
+			return fmt.Errorf("plugin %s: %w", a, err)
+		}
+		if !info.IsDir() {
+			paths = append(paths, a)
+			continue
+		}
+		found, err := plugins.Find(a)
+		if err != nil {
+			return err
+		}
+		paths = append(paths, found...)
+	}
+
+	var listing []pluginListing
+	failed := 0
+	for _, p := range paths {
+		l := describeForListing(ctx, p)
+		if l.Error != "" {
+			failed++
+		}
+		listing = append(listing, l)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if listing == nil {
+			listing = []pluginListing{}
+		}
+		if err := enc.Encode(listing); err != nil {
+			return err
+		}
+	} else {
+		printPluginListing(stdout, listing)
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d plugins could not be described", failed, len(listing))
+	}
+	return nil
+}
+
+func describeForListing(ctx context.Context, path string) pluginListing {
+	ctx, cancel := context.WithTimeout(ctx, pluginDescribeTimeout)
+	defer cancel()
+	l := pluginListing{Path: path}
+	if abs, err := filepath.Abs(path); err == nil {
+		l.Path = abs
+	}
+	descs, digest, err := plugins.Describe(ctx, path)
+	if err != nil {
+		l.Error = err.Error()
+		// The digest still helps tell which build is broken.
+		l.Digest, _ = plugins.FileDigest(path)
+		return l
+	}
+	l.Digest = digest
+	for _, d := range descs {
+		l.Kinds = append(l.Kinds, pluginKindListing{Kind: d.Kind, Version: d.Version, Isolate: d.Isolate, Doc: d.Doc})
+	}
+	return l
+}
+
+func printPluginListing(w io.Writer, listing []pluginListing) {
+	if len(listing) == 0 {
+		fmt.Fprintln(w, "no plugins found (set VOXFLOW_PLUGIN_PATH or name plugin binaries as arguments)")
+		return
+	}
+	for i, l := range listing {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintln(w, l.Path)
+		if l.Digest != "" {
+			fmt.Fprintf(w, "  digest  blake3:%s\n", l.Digest)
+		}
+		if l.Error != "" {
+			fmt.Fprintf(w, "  error   %s\n", l.Error)
+			continue
+		}
+		for _, k := range l.Kinds {
+			fmt.Fprintf(w, "  kind    %s (version %s", k.Kind, k.Version)
+			if k.Isolate != "" {
+				fmt.Fprintf(w, ", %s", k.Isolate)
+			}
+			fmt.Fprintf(w, "): %s\n", k.Doc)
+		}
+	}
+}
+
+// cmdPluginServe serves voxflow's own builtin stage kinds as a plugin: the
+// engine starts `voxflow plugin-serve` for stages isolated in a process. It
+// returns only when the host stops it.
+func cmdPluginServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		return errors.New("plugin-serve takes no arguments; voxflow starts it itself for `isolate: process` stages")
+	}
+	plugins.Serve(builtin.Stages()...)
+	return nil
+}
