@@ -293,13 +293,12 @@ stages:
 `, trace))
 	cmd := exec.Command(voxBin, "run", "s.yaml", "--plain")
 	cmd.Dir = dir
-	var out bytes.Buffer
+	var out lockedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return countLines(t, trace, "slow") == 1 && countLines(t, trace, "quick") == 1 })
-	time.Sleep(300 * time.Millisecond) // let quick be recorded
+	waitFor(t, func() bool { return countLines(t, trace, "slow") == 1 && strings.Contains(out.String(), "done     quick") })
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
@@ -441,6 +440,25 @@ stages:
 	if r := vox(t, dir, "run", "v.yaml"); r.code != 0 || !strings.Contains(r.stdout, "0 executed, 1 cached") {
 		t.Fatalf("gc must keep the newest run's objects:\n%s", r)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a process writing while the
+// test reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func readFile(t *testing.T, p string) string {
