@@ -22,7 +22,24 @@ const (
 	StatusInterrupted = "interrupted"
 	StatusSkipped     = "skipped"
 	StatusRunning     = "running"
+	// StatusSubmitted is an instance handed to a cluster by a detached run:
+	// a later run adopts the job and records its outcome.
+	StatusSubmitted = "submitted"
+	// StatusDetached is a run that submitted work and returned.
+	StatusDetached = "detached"
 )
+
+// Submitter is an executor that can hand a job over without waiting for
+// it (`voxflow run --detach`); a later Execute of the same job adopts it.
+type Submitter interface {
+	Submit(ctx context.Context, job *Job) (string, error)
+}
+
+// remote reports whether exe runs jobs on other hosts.
+func remote(exe Executor) bool {
+	r, ok := exe.(interface{ Remote() bool })
+	return ok && r.Remote()
+}
 
 // Runner executes projects against one cache.
 type Runner struct {
@@ -41,6 +58,7 @@ type RunOptions struct {
 	MemoryMB  int64    // memory budget; <= 0 means unlimited
 	GPUs      int      // GPU budget for local execution
 	KeepGoing bool     // keep running independent instances after a failure
+	Detach    bool     // submit ready instances to a Submitter executor and return
 	Force     []string // stage names or instance IDs to rerun regardless of the cache
 	SpecPath  string
 }
@@ -50,6 +68,7 @@ type RunResult struct {
 	RunID                                                 int64
 	Status                                                string
 	Executed, Cached, Failed, Skipped, Interrupted, Total int
+	Submitted                                            int
 	// Failures holds one error per failed instance.
 	Failures []error
 }
@@ -154,6 +173,8 @@ func (r *Runner) Run(ctx context.Context, p *Project, opt RunOptions) (*RunResul
 			}
 		case StatusInterrupted:
 			res.Interrupted++
+		case StatusSubmitted:
+			res.Submitted++
 		default:
 			res.Failed++
 			if ir.err != nil {
@@ -223,7 +244,7 @@ func (r *Runner) Run(ctx context.Context, p *Project, opt RunOptions) (*RunResul
 			running++
 			r.Display.Started(st.inst.ID)
 			go func() {
-				results <- r.execute(ctx, p, st, key, in, exe, forced, runID, host, need)
+				results <- r.execute(ctx, p, st, key, in, exe, forced, opt.Detach, runID, host, need)
 			}()
 		}
 		ready = append(deferred, ready...)
@@ -250,6 +271,8 @@ func (r *Runner) Run(ctx context.Context, p *Project, opt RunOptions) (*RunResul
 		}
 	}
 	switch {
+	case res.Submitted > 0 && res.Failed == 0 && ctx.Err() == nil:
+		res.Status = StatusDetached
 	case ctx.Err() != nil || res.Interrupted > 0:
 		res.Status = StatusInterrupted
 	case res.Failed > 0:
@@ -276,7 +299,7 @@ func (r *Runner) skipDependents(st *instState, dependents map[string][]*instStat
 
 // unsatisfiable says why an instance can never be scheduled locally.
 func (r *Runner) unsatisfiable(st *instState, opt RunOptions) string {
-	if _, remote := r.Executor.(interface{ Remote() bool }); remote {
+	if r.Executor != nil && remote(r.Executor) {
 		return ""
 	}
 	if st.res.gpus > opt.GPUs {
@@ -297,7 +320,7 @@ func (r *Runner) grant(st *instState, opt RunOptions) resources {
 }
 
 // execute runs one instance under its key's lock and records the outcome.
-func (r *Runner) execute(ctx context.Context, p *Project, st *instState, key Key, in map[string][]stages.Artifact, exe Executor, forced bool, runID int64, host string, grant resources) instResult {
+func (r *Runner) execute(ctx context.Context, p *Project, st *instState, key Key, in map[string][]stages.Artifact, exe Executor, forced, detach bool, runID int64, host string, grant resources) instResult {
 	start := time.Now()
 	inst := st.inst
 	fail := func(status string, err error, tail []string) instResult {
@@ -349,11 +372,15 @@ func (r *Runner) execute(ctx context.Context, p *Project, st *instState, key Key
 		status = StatusFailed
 	)
 	for attempt := 0; attempt <= inst.Stage.Retries; attempt++ {
-		// A previous crash may have left a half-written work dir: start clean.
-		if err := os.RemoveAll(job.WorkDir); err != nil {
-			return fail(StatusFailed, fmt.Errorf("%s: clean work dir: %w", inst.ID, err), nil)
+		// A previous crash may have left a half-written work dir: start
+		// clean. A remote executor owns the directory instead: it may hold
+		// a job still running on the cluster, to be adopted, not wiped.
+		if !remote(exe) {
+			if err := os.RemoveAll(job.WorkDir); err != nil {
+				return fail(StatusFailed, fmt.Errorf("%s: clean work dir: %w", inst.ID, err), nil)
+			}
 		}
-		if err := os.MkdirAll(job.OutDir, 0o755); err != nil {
+		if err := os.MkdirAll(job.WorkDir, 0o755); err != nil {
 			return fail(StatusFailed, fmt.Errorf("%s: work dir: %w", inst.ID, err), nil)
 		}
 		lw, err := newLogWriter(logPath, 20)
@@ -364,6 +391,15 @@ func (r *Runner) execute(ctx context.Context, p *Project, st *instState, key Key
 			fmt.Fprintf(lw, "voxflow: retry %d/%d after: %v\n", attempt, inst.Stage.Retries, runErr)
 		}
 		prog := stages.ProgressFunc(func(u stages.Update) { r.Display.Progress(inst.ID, u) })
+		if sub, ok := exe.(Submitter); ok && detach {
+			id, err := sub.Submit(ctx, job)
+			lw.Close()
+			if err != nil {
+				return fail(StatusFailed, fmt.Errorf("%s: submit: %w", inst.ID, err), lw.Tail())
+			}
+			r.Display.Finished(inst.ID, StatusSubmitted, time.Since(start), fmt.Errorf("job %s", id), nil)
+			return instResult{st: st, status: StatusSubmitted}
+		}
 		runErr = exe.Execute(ctx, job, prog, lw)
 		tail = lw.Tail()
 		lw.Close()

@@ -66,7 +66,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	runner := &engine.Runner{Store: store, Display: display, Executor: exe}
 	res, err := runner.Run(ctx, p, engine.RunOptions{
-		Jobs: *jobs, CPUs: *cpus, MemoryMB: memMB, GPUs: *gpus, KeepGoing: *keepGoing, Force: force, SpecPath: path,
+		Jobs: *jobs, CPUs: *cpus, MemoryMB: memMB, GPUs: *gpus, KeepGoing: *keepGoing, Force: force, SpecPath: path, Detach: *detach,
 	})
 	display.Close()
 	if err != nil {
@@ -74,6 +74,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	fmt.Fprintf(stdout, "run %d %s: %d executed, %d cached, %d failed, %d skipped, %d interrupted (of %d)\n",
 		res.RunID, res.Status, res.Executed, res.Cached, res.Failed, res.Skipped, res.Interrupted, res.Total)
+	if res.Submitted > 0 {
+		fmt.Fprintf(stdout, "%d instance(s) submitted; `voxflow status` follows them and the next `voxflow run` adopts them\n", res.Submitted)
+	}
 	switch res.Status {
 	case engine.StatusInterrupted:
 		return &exitError{code: 130, err: fmt.Errorf("interrupted; the next run resumes where this one stopped")}

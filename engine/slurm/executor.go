@@ -258,7 +258,10 @@ func (e *Executor) submit(ctx context.Context, job *engine.Job) (*Submission, bo
 	host, _ := os.Hostname()
 	sub := &Submission{JobID: id, Key: job.Key, Instance: job.Instance, Submitted: time.Now().UTC(), Host: host, Log: l.Log(id)}
 	if err := writeJSONAtomic(l.Submission(), sub); err != nil {
-		e.scancel(ctx, id)
+		// Unrecorded, the job could be neither adopted nor cancelled later.
+		if cerr := e.scancel(ctx, id); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
 		return nil, false, fmt.Errorf("%s: record slurm job %s: %w", job.Instance, id, err)
 	}
 	if ctx.Err() != nil {
@@ -271,14 +274,9 @@ func (e *Executor) submit(ctx context.Context, job *engine.Job) (*Submission, bo
 // adoptable decides whether the recorded job for l can stand in for job.
 func (e *Executor) adoptable(ctx context.Context, job *engine.Job, l Layout) (*Submission, bool, error) {
 	sub, err := ReadSubmission(l.Submission())
-	if err != nil {
-		if isNotExist(err) {
-			return nil, false, nil
-		}
-		// A torn or foreign record: submit afresh rather than fail the run.
-		return nil, false, nil
-	}
-	if sub.Key != job.Key {
+	if err != nil || sub.Key != job.Key {
+		// Nothing submitted yet, or a torn or foreign record: submit afresh
+		// rather than fail the run.
 		return nil, false, nil
 	}
 	info, found, err := e.queue.lookup(ctx, e.cmds(), sub.JobID, 0)

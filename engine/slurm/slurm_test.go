@@ -76,7 +76,7 @@ func newExecutor() *Executor {
 }
 
 // newJob returns a job with a fresh key and work directory.
-func newJob(t *testing.T, kind string, params map[string]any) *engine.Job {
+func newJob(t testing.TB, kind string, params map[string]any) *engine.Job {
 	t.Helper()
 	var k [16]byte
 	_, _ = rand.Read(k[:])
@@ -96,7 +96,7 @@ func newJob(t *testing.T, kind string, params map[string]any) *engine.Job {
 	}
 }
 
-func commandJob(t *testing.T, cmd string) *engine.Job {
+func commandJob(t testing.TB, cmd string) *engine.Job {
 	return newJob(t, "command", map[string]any{"cmd": cmd, "outs": []any{}, "env": map[string]any{}, "shell": "bash"})
 }
 
@@ -343,10 +343,11 @@ func TestRestartedEngineAdoptsInsteadOfResubmitting(t *testing.T) {
 	job := commandJob(t, "sleep 2; echo adopted > out.txt")
 	// The first engine submits and goes away (--detach, or a crash).
 	first := newExecutor()
-	id, err := first.Submit(context.Background(), job)
-	if err != nil {
-		t.Fatal(err)
+	err := Detached{first}.Execute(context.Background(), job, nil, nil)
+	if !errors.Is(err, ErrDetached) {
+		t.Fatalf("detached Execute = %v; want ErrDetached", err)
 	}
+	id := submission(t, job).JobID
 	if st, err := first.State(context.Background(), job.WorkDir); err != nil || (st != "PENDING" && st != "RUNNING") {
 		t.Errorf("State just after Submit = %q, %v; want PENDING or RUNNING", st, err)
 	}
@@ -362,16 +363,20 @@ func TestRestartedEngineAdoptsInsteadOfResubmitting(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(job.OutDir, "out.txt")); err != nil || string(b) != "adopted\n" {
 		t.Errorf("out.txt = %q, %v; want \"adopted\\n\"", b, err)
 	}
-	// And once it finished well, a third engine adopts the finished job.
+	// And once it finished well, a third engine adopts the finished job,
+	// detached or not.
 	third := newExecutor()
 	if again, err := third.Submit(context.Background(), job); err != nil || again != id {
 		t.Errorf("Submit after completion = %q, %v; want the finished job %s", again, err, id)
 	}
+	if err := (Detached{third}).Execute(context.Background(), job, nil, nil); err != nil {
+		t.Errorf("detached Execute of a finished job = %v; want nil", err)
+	}
 	if s, a := second.Stats(); s != 0 || a != 1 {
 		t.Errorf("second engine: %d submitted, %d adopted; want 0, 1", s, a)
 	}
-	if s, a := third.Stats(); s != 0 || a != 1 {
-		t.Errorf("third engine: %d submitted, %d adopted; want 0, 1", s, a)
+	if s, a := third.Stats(); s != 0 || a != 2 {
+		t.Errorf("third engine: %d submitted, %d adopted; want 0, 2", s, a)
 	}
 	// Slurm saw exactly one job for this key.
 	var ids []string
