@@ -380,7 +380,11 @@ func (r *Runner) execute(ctx context.Context, p *Project, st *instState, key Key
 				return fail(StatusFailed, fmt.Errorf("%s: clean work dir: %w", inst.ID, err), nil)
 			}
 		}
-		if err := os.MkdirAll(job.WorkDir, 0o755); err != nil {
+		dir := job.OutDir
+		if remote(exe) {
+			dir = job.WorkDir
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fail(StatusFailed, fmt.Errorf("%s: work dir: %w", inst.ID, err), nil)
 		}
 		lw, err := newLogWriter(logPath, 20)
