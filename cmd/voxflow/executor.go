@@ -7,6 +7,7 @@ import (
 
 	"github.com/voxflow/voxflow/cache"
 	"github.com/voxflow/voxflow/engine"
+	"github.com/voxflow/voxflow/engine/slurm"
 	"github.com/voxflow/voxflow/plugins"
 	"github.com/voxflow/voxflow/stages"
 )
@@ -36,6 +37,17 @@ func newExecutor(ctx context.Context, p *engine.Project, flagExec string, detach
 			return nil, fmt.Errorf("--detach needs --executor slurm")
 		}
 		return local, nil
+	case "slurm":
+		// Typos in executor options are caught before anything is submitted.
+		if _, err := slurm.ParseOptions(p.Spec.Executor); err != nil {
+			return nil, fmt.Errorf("%s: executor: %w", p.Spec.Path, err)
+		}
+		for _, st := range p.Spec.Stages {
+			if _, err := slurm.ParseOptions(st.Slurm); err != nil {
+				return nil, fmt.Errorf("%s: stage %s: slurm: %w", st.Pos, st.Name, err)
+			}
+		}
+		return &slurm.Executor{Bin: self}, nil
 	}
 	return nil, fmt.Errorf("unknown executor %q: want local or slurm", kind)
 }
