@@ -13,6 +13,10 @@ import (
 // too).
 const StatusRunning = "running"
 
+// StatusDetached ends a run that handed its ready instances to a cluster
+// and returned without waiting (`voxflow run --detach`).
+const StatusDetached = "detached"
+
 // Run is one invocation of the engine on one spec and variant.
 type Run struct {
 	ID         int64
@@ -82,9 +86,9 @@ func (s *Store) BeginRun(ctx context.Context, r *Run) (int64, error) {
 // EndRun sets a run's final status and end time.
 func (s *Store) EndRun(ctx context.Context, id int64, status string) error {
 	switch status {
-	case StatusSucceeded, StatusFailed, StatusInterrupted:
+	case StatusSucceeded, StatusFailed, StatusInterrupted, StatusDetached:
 	default:
-		return fmt.Errorf("end run %d: status %q: want succeeded, failed or interrupted", id, status)
+		return fmt.Errorf("end run %d: status %q: want succeeded, failed, interrupted or detached", id, status)
 	}
 	res, err := s.db.ExecContext(ctx, `UPDATE runs SET status = ?, "end" = ? WHERE id = ?`, status, time.Now().UnixNano(), id)
 	if err != nil {

@@ -23,10 +23,14 @@ type Display interface {
 }
 
 // counts tallies instance outcomes for the totals line.
-type counts struct{ done, cached, running, failed int }
+type counts struct{ done, cached, running, failed, submitted int }
 
 func (c *counts) String() string {
-	return fmt.Sprintf("%d done, %d cached, %d running, %d failed", c.done, c.cached, c.running, c.failed)
+	s := fmt.Sprintf("%d done, %d cached, %d running, %d failed", c.done, c.cached, c.running, c.failed)
+	if c.submitted > 0 {
+		s += fmt.Sprintf(", %d submitted", c.submitted)
+	}
+	return s
 }
 
 // rateTracker derives rate and ETA from successive progress updates when
@@ -152,9 +156,14 @@ func (p *PlainDisplay) Finished(inst, status string, d time.Duration, err error,
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.c.running--
-	if status == StatusSucceeded {
+	switch status {
+	case StatusSucceeded:
 		p.c.done++
 		p.logf("done     %s (%s)", inst, d.Round(time.Millisecond))
+		return
+	case StatusSubmitted:
+		p.c.submitted++
+		p.logf("submitted %s: %v", inst, err)
 		return
 	}
 	p.c.failed++
@@ -294,9 +303,14 @@ func (d *TTYDisplay) Finished(inst, status string, dur time.Duration, err error,
 	defer d.mu.Unlock()
 	delete(d.running, inst)
 	d.c.running--
-	if status == StatusSucceeded {
+	switch status {
+	case StatusSucceeded:
 		d.c.done++
 		d.printAbove("  ✔ %s (%s)", inst, dur.Round(time.Millisecond))
+		return
+	case StatusSubmitted:
+		d.c.submitted++
+		d.printAbove("  ⇢ %s %v", inst, err)
 		return
 	}
 	d.c.failed++

@@ -29,11 +29,11 @@ const (
 	StatusDetached = "detached"
 )
 
-// Submitter is an executor that can hand a job over without waiting for
-// it (`voxflow run --detach`); a later Execute of the same job adopts it.
-type Submitter interface {
-	Submit(ctx context.Context, job *Job) (string, error)
-}
+// ErrDetached is wrapped by the error of an executor that handed a job to
+// a cluster without waiting for it (`voxflow run --detach`). The instance
+// is recorded as submitted, not failed, and its dependents wait for a
+// later run, which adopts the job.
+var ErrDetached = errors.New("submitted, not waited for")
 
 // remote reports whether exe runs jobs on other hosts.
 func remote(exe Executor) bool {
@@ -58,7 +58,6 @@ type RunOptions struct {
 	MemoryMB  int64    // memory budget; <= 0 means unlimited
 	GPUs      int      // GPU budget for local execution
 	KeepGoing bool     // keep running independent instances after a failure
-	Detach    bool     // submit ready instances to a Submitter executor and return
 	Force     []string // stage names or instance IDs to rerun regardless of the cache
 	SpecPath  string
 }
@@ -68,7 +67,7 @@ type RunResult struct {
 	RunID                                                 int64
 	Status                                                string
 	Executed, Cached, Failed, Skipped, Interrupted, Total int
-	Submitted                                            int
+	Submitted                                             int
 	// Failures holds one error per failed instance.
 	Failures []error
 }
@@ -244,7 +243,7 @@ func (r *Runner) Run(ctx context.Context, p *Project, opt RunOptions) (*RunResul
 			running++
 			r.Display.Started(st.inst.ID)
 			go func() {
-				results <- r.execute(ctx, p, st, key, in, exe, forced, opt.Detach, runID, host, need)
+				results <- r.execute(ctx, p, st, key, in, exe, forced, runID, host, need)
 			}()
 		}
 		ready = append(deferred, ready...)
@@ -320,7 +319,7 @@ func (r *Runner) grant(st *instState, opt RunOptions) resources {
 }
 
 // execute runs one instance under its key's lock and records the outcome.
-func (r *Runner) execute(ctx context.Context, p *Project, st *instState, key Key, in map[string][]stages.Artifact, exe Executor, forced, detach bool, runID int64, host string, grant resources) instResult {
+func (r *Runner) execute(ctx context.Context, p *Project, st *instState, key Key, in map[string][]stages.Artifact, exe Executor, forced bool, runID int64, host string, grant resources) instResult {
 	start := time.Now()
 	inst := st.inst
 	fail := func(status string, err error, tail []string) instResult {
@@ -395,16 +394,12 @@ func (r *Runner) execute(ctx context.Context, p *Project, st *instState, key Key
 			fmt.Fprintf(lw, "voxflow: retry %d/%d after: %v\n", attempt, inst.Stage.Retries, runErr)
 		}
 		prog := stages.ProgressFunc(func(u stages.Update) { r.Display.Progress(inst.ID, u) })
-		if sub, ok := exe.(Submitter); ok && detach {
-			id, err := sub.Submit(ctx, job)
+		runErr = exe.Execute(ctx, job, prog, lw)
+		if errors.Is(runErr, ErrDetached) {
 			lw.Close()
-			if err != nil {
-				return fail(StatusFailed, fmt.Errorf("%s: submit: %w", inst.ID, err), lw.Tail())
-			}
-			r.Display.Finished(inst.ID, StatusSubmitted, time.Since(start), fmt.Errorf("job %s", id), nil)
+			r.Display.Finished(inst.ID, StatusSubmitted, time.Since(start), runErr, nil)
 			return instResult{st: st, status: StatusSubmitted}
 		}
-		runErr = exe.Execute(ctx, job, prog, lw)
 		tail = lw.Tail()
 		lw.Close()
 		if runErr == nil {

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/voxflow/voxflow/cache"
+	"github.com/voxflow/voxflow/engine/slurm"
 	"github.com/voxflow/voxflow/stages"
 )
 
@@ -132,6 +134,47 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", r.ID, r.Spec, orDefault(r.Variant, "-"), r.Status,
 			r.Start.Local().Format("2006-01-02 15:04:05"), dur, executed, cached)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return clusterJobs(ctx, store, stdout)
+}
+
+// clusterJobs lists Slurm jobs submitted for instances whose outcome is not
+// recorded yet (a detached run, or a run that is still waiting), with their
+// current state.
+func clusterJobs(ctx context.Context, store *cache.Store, w io.Writer) error {
+	files, _ := filepath.Glob(filepath.Join(store.Dir(), "work", "*", "slurm.json"))
+	var dirs []string
+	subs := map[string]*slurm.Submission{}
+	for _, f := range files {
+		sub, err := slurm.ReadSubmission(f)
+		if err != nil {
+			continue
+		}
+		if _, done, err := store.Lookup(ctx, cache.Digest(sub.Key)); err == nil && done {
+			continue
+		}
+		dir := filepath.Dir(f)
+		dirs = append(dirs, dir)
+		subs[dir] = sub
+	}
+	if len(dirs) == 0 {
+		return nil
+	}
+	states, err := (&slurm.Executor{}).States(ctx, dirs)
+	if err != nil {
+		fmt.Fprintf(w, "\ncluster jobs: cannot read their state: %v\n", err)
+		return nil
+	}
+	sort.Slice(dirs, func(i, j int) bool { return subs[dirs[i]].Instance < subs[dirs[j]].Instance })
+	fmt.Fprintln(w, "\nCLUSTER JOBS (not yet recorded; the next `voxflow run` adopts them)")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "INSTANCE\tSLURM JOB\tSTATE\tSUBMITTED")
+	for _, d := range dirs {
+		sub := subs[d]
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", sub.Instance, sub.JobID, states[d], sub.Submitted.Local().Format("2006-01-02 15:04:05"))
 	}
 	return tw.Flush()
 }

@@ -66,7 +66,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	runner := &engine.Runner{Store: store, Display: display, Executor: exe}
 	res, err := runner.Run(ctx, p, engine.RunOptions{
-		Jobs: *jobs, CPUs: *cpus, MemoryMB: memMB, GPUs: *gpus, KeepGoing: *keepGoing, Force: force, SpecPath: path, Detach: *detach,
+		Jobs: *jobs, CPUs: *cpus, MemoryMB: memMB, GPUs: *gpus, KeepGoing: *keepGoing, Force: force, SpecPath: path,
 	})
 	display.Close()
 	if err != nil {

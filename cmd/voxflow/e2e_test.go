@@ -298,7 +298,9 @@ stages:
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return countLines(t, trace, "slow") == 1 && strings.Contains(out.String(), "done     quick") })
+	waitFor(t, func() bool {
+		return countLines(t, trace, "slow") == 1 && strings.Contains(out.String(), "done     quick")
+	})
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,11 @@ func newExecutor(ctx context.Context, p *engine.Project, flagExec string, detach
 				return nil, fmt.Errorf("%s: stage %s: slurm: %w", st.Pos, st.Name, err)
 			}
 		}
-		return &slurm.Executor{Bin: self}, nil
+		se := &slurm.Executor{Bin: self}
+		if detach {
+			return slurm.Detached{Executor: se}, nil
+		}
+		return se, nil
 	}
 	return nil, fmt.Errorf("unknown executor %q: want local or slurm", kind)
 }

@@ -2,7 +2,6 @@ package slurm
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 
@@ -14,7 +13,7 @@ import (
 // it submitted (or found already submitted) and did not wait for. The
 // engine should record such an instance as submitted, not failed, and not
 // start its dependents; a later run adopts the job.
-var ErrDetached = errors.New("submitted to slurm, not waited for")
+var ErrDetached = engine.ErrDetached
 
 // Detached is the executor of `voxflow run --executor slurm --detach`: its
 // Execute submits the job (or adopts the one already queued or running for
