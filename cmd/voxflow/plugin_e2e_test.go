@@ -24,6 +24,11 @@ func buildPlugin(t *testing.T, pkg, out string, ldflags ...string) {
 	}
 }
 
+// runGo runs the go command.
+func runGo(args ...string) ([]byte, error) {
+	return exec.Command("go", args...).CombinedOutput()
+}
+
 // pidsOf lists running processes whose executable is path.
 func pidsOf(path string) []int {
 	var pids []int
