@@ -30,7 +30,9 @@ func writeJSON(t *testing.T, path string, v any) {
 func TestReportDrawsEveryFigureAndHeadline(t *testing.T) {
 	dir := t.TempDir()
 	ridge := filepath.Join(dir, "ridge")
-	sc := func(r float64) map[string]any { return map[string]any{"mean_r": r, "ci95": []float64{r - 0.01, r + 0.02}, "n_voxels": 4} }
+	sc := func(r float64) map[string]any {
+		return map[string]any{"mean_r": r, "ci95": []float64{r - 0.01, r + 0.02}, "n_voxels": 4}
+	}
 	writeJSON(t, filepath.Join(ridge, "metrics.json"), map[string]any{
 		"networks": []string{"feat_control", "feat_cl", "feat_mse"}, "baseline": "feat_control",
 		"subjects": []string{"subj01"}, "rois": []string{"V1v", "FFA-1"},
