@@ -1,0 +1,200 @@
+package data
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/voxflow/voxflow/stages/npy"
+)
+
+// Dataset kinds in manifest.json.
+const (
+	KindNSD            = "nsd"
+	KindClassification = "classification"
+)
+
+// Split names. Test images are never in train or val.
+const (
+	SplitTrain = "train"
+	SplitVal   = "val"
+	SplitTest  = "test"
+)
+
+// Splits lists the split names in canonical order.
+func Splits() []string { return []string{SplitTrain, SplitVal, SplitTest} }
+
+// Manifest is a data artifact's top-level manifest.json.
+type Manifest struct {
+	Kind      string   `json:"kind"` // KindNSD or KindClassification
+	Source    string   `json:"source"`
+	Subjects  []string `json:"subjects,omitempty"` // nsd
+	Classes   []string `json:"classes,omitempty"`  // classification
+	ImageSize int      `json:"image_size"`
+}
+
+// ROIInfo describes one ROI of a subject in the artifact.
+type ROIInfo struct {
+	Name     string `json:"name"`
+	Family   string `json:"family"`
+	Group    string `json:"group"`
+	VoxelsLH int    `json:"voxels_lh"`
+	VoxelsRH int    `json:"voxels_rh"`
+	// Dropped counts voxels removed by nonfinite: drop-voxels.
+	Dropped int `json:"dropped,omitempty"`
+}
+
+// Voxels is the ROI's voxel count, left then right hemisphere.
+func (r ROIInfo) Voxels() int { return r.VoxelsLH + r.VoxelsRH }
+
+// SubjectManifest is <subject>/manifest.json of an NSD-like data artifact.
+type SubjectManifest struct {
+	Subject string           `json:"subject"`
+	ROIs    []ROIInfo        `json:"rois"`
+	NSDIDs  map[string][]int `json:"nsd_ids"`
+	Splits  map[string]int   `json:"splits"`
+	// Sources maps source paths (relative to the source root) to BLAKE3
+	// hex digests, for provenance.
+	Sources map[string]string `json:"sources"`
+	// TestSplit says where test came from: "release" (the source's own test
+	// split with fMRI) or "holdout" (seeded hold-out from training).
+	TestSplit string `json:"test_split"`
+	// NoiseCeiling is "" when no noise ceilings are known, else what the
+	// values mean (fraction of variance of the trial-averaged response).
+	NoiseCeiling string `json:"noise_ceiling,omitempty"`
+	ImageSize    int    `json:"image_size"`
+}
+
+// ROI returns the named ROI's info.
+func (m *SubjectManifest) ROI(name string) (ROIInfo, bool) {
+	for _, r := range m.ROIs {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return ROIInfo{}, false
+}
+
+// ReadManifest reads dir/manifest.json of a data artifact.
+func ReadManifest(dir string) (*Manifest, error) {
+	var m Manifest
+	if err := readJSON(filepath.Join(dir, "manifest.json"), &m); err != nil {
+		return nil, err
+	}
+	if m.Kind != KindNSD && m.Kind != KindClassification {
+		return nil, fmt.Errorf("%s: kind %q, expected %q or %q", filepath.Join(dir, "manifest.json"), m.Kind, KindNSD, KindClassification)
+	}
+	return &m, nil
+}
+
+// ReadSubjectManifest reads <dir>/manifest.json, where dir is a subject's
+// directory inside an NSD-like data artifact (dataset/subj01).
+func ReadSubjectManifest(dir string) (*SubjectManifest, error) {
+	var m SubjectManifest
+	if err := readJSON(filepath.Join(dir, "manifest.json"), &m); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("parse %s: %w", path, err)
+	}
+	return nil
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", path, err)
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// ImagesPath is the images.npy of a split: dataset/subject/split/images.npy
+// for NSD-like artifacts, dataset/split/images.npy for classification ones
+// (subject "").
+func ImagesPath(dataset, subject, split string) string {
+	return filepath.Join(dataset, subject, split, "images.npy")
+}
+
+// ROIPath is dataset/subject/split/roi/<roi>.npy.
+func ROIPath(dataset, subject, split, roi string) string {
+	return filepath.Join(dataset, subject, split, "roi", roi+".npy")
+}
+
+// NoiseCeilingPath is dataset/subject/noise_ceiling/<roi>.npy.
+func NoiseCeilingPath(dataset, subject, roi string) string {
+	return filepath.Join(dataset, subject, "noise_ceiling", roi+".npy")
+}
+
+// TrueNoiseCeilingPath is the synthetic source's planted noise ceiling,
+// dataset/subject/truth/noise_ceiling/<roi>.npy.
+func TrueNoiseCeilingPath(dataset, subject, roi string) string {
+	return filepath.Join(dataset, subject, "truth", "noise_ceiling", roi+".npy")
+}
+
+// LabelsPath is dataset/split/labels.npy of a classification artifact.
+func LabelsPath(dataset, split string) string {
+	return filepath.Join(dataset, split, "labels.npy")
+}
+
+// LoadImages reads a split's uint8 N x 3 x H x W images. Use subject "" for
+// classification artifacts. It holds the whole split in memory; stream
+// large ones with npy.Open(ImagesPath(...)).
+func LoadImages(dataset, subject, split string) (*npy.Array[uint8], error) {
+	a, err := npy.ReadFileExact[uint8](ImagesPath(dataset, subject, split))
+	if err != nil {
+		return nil, err
+	}
+	if len(a.Shape) != 4 || a.Shape[1] != 3 {
+		return nil, fmt.Errorf("%s: shape %s, expected N x 3 x H x W", ImagesPath(dataset, subject, split), npy.ShapeString(a.Shape))
+	}
+	return a, nil
+}
+
+// LoadROI reads a split's float32 N x v responses for one ROI.
+func LoadROI(dataset, subject, split, roi string) (*npy.Array[float32], error) {
+	p := ROIPath(dataset, subject, split, roi)
+	a, err := npy.ReadFileExact[float32](p)
+	if err != nil {
+		return nil, err
+	}
+	if len(a.Shape) != 2 {
+		return nil, fmt.Errorf("%s: shape %s, expected images x voxels", p, npy.ShapeString(a.Shape))
+	}
+	return a, nil
+}
+
+// LoadNoiseCeiling reads an ROI's per-voxel noise ceilings (fraction of the
+// trial-averaged response's variance that is signal). It returns nil, nil
+// when the artifact has none.
+func LoadNoiseCeiling(dataset, subject, roi string) ([]float32, error) {
+	p := NoiseCeilingPath(dataset, subject, roi)
+	if _, err := os.Stat(p); os.IsNotExist(err) {
+		return nil, nil
+	}
+	a, err := npy.ReadFileExact[float32](p)
+	if err != nil {
+		return nil, err
+	}
+	return a.Data, nil
+}
+
+// LoadLabels reads a classification split's int32 labels.
+func LoadLabels(dataset, split string) ([]int32, error) {
+	a, err := npy.ReadFileExact[int32](LabelsPath(dataset, split))
+	if err != nil {
+		return nil, err
+	}
+	return a.Data, nil
+}

@@ -1,0 +1,249 @@
+// Package data is the `data` stage kind: it turns what a lab has on disk
+// (the Algonauts 2023 release of NSD, image classification sets) or a
+// synthetic generator with a planted ground truth into the data artifact
+// every later stage reads, and offers light-weight readers for that
+// artifact (ReadManifest, ReadSubjectManifest, LoadImages, LoadROI, ...).
+//
+// Artifact layout (output port "dataset"), NSD-like sources:
+//
+//	manifest.json                      Manifest{kind: "nsd", ...}
+//	<subject>/manifest.json            SubjectManifest
+//	<subject>/<split>/images.npy       uint8 N x 3 x H x W
+//	<subject>/<split>/roi/<ROI>.npy    float32 N x v, z-scored with train statistics, lh then rh voxels
+//	<subject>/noise_ceiling/<ROI>.npy  float32 v, fraction of variance (when known)
+//	<subject>/truth/...                synthetic only: planted noise ceilings, per-image category and attribute
+//
+// Classification sources:
+//
+//	manifest.json                      Manifest{kind: "classification", classes: [...]}
+//	<split>/images.npy, <split>/labels.npy (int32)
+package data
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"github.com/voxflow/voxflow/stages"
+)
+
+// Source names (param `source`).
+const (
+	SourceAlgonauts           = "algonauts"
+	SourceSynthetic           = "synthetic"
+	SourceImageFolder         = "imagefolder"
+	SourceIDX                 = "idx"
+	SourceSyntheticCategories = "synthetic-categories"
+)
+
+// OutputPort is the name of the stage's only output.
+const OutputPort = "dataset"
+
+type stage struct{}
+
+// New returns the `data` stage kind.
+func New() stages.Stage { return stage{} }
+
+func fp(v float64) *float64 { return &v }
+
+// Describe declares the kind's params and its one output.
+func (stage) Describe() stages.Description {
+	return stages.Description{
+		Kind:    "data",
+		Version: "1",
+		Doc:     "load NSD (Algonauts 2023 layout), a synthetic NSD-like set, or a classification set into .npy arrays",
+		Isolate: "inline",
+		Params: []stages.ParamSpec{
+			{Name: "source", Type: stages.TypeString, Default: SourceSynthetic,
+				Enum: []string{SourceAlgonauts, SourceSynthetic, SourceImageFolder, SourceIDX, SourceSyntheticCategories},
+				Doc:  "where the data come from"},
+			{Name: "root", Type: stages.TypeString, Default: "",
+				Doc: "algonauts: release root holding subjNN/; imagefolder: root/class/*.png|jpg; idx: folder of *-ubyte(.gz) files (e.g. /usr/share/datasets/fashion-mnist); used as given"},
+			{Name: "subjects", Type: stages.TypeStrings, Default: []any{},
+				Doc: "subjects to load; empty: every subjNN folder (algonauts) or subj01..subjNN (synthetic, n_subjects)"},
+			{Name: "subject", Type: stages.TypeString, Default: "",
+				Doc: "a single subject (bound by foreach); overrides subjects"},
+			{Name: "rois", Type: stages.TypeStrings, Default: []any{},
+				Doc: "ROI names to extract; empty: every ROI with vertices"},
+			{Name: "image_size", Type: stages.TypeInt, Default: int64(0), Min: fp(0), Max: fp(2048),
+				Doc: "output image side; 0: source default (224 algonauts and imagefolder, 64 synthetic, synthetic-categories and idx)"},
+			{Name: "resample", Type: stages.TypeString, Default: ResampleArea, Enum: []string{ResampleArea, ResampleBilinear},
+				Doc: "resampling when resizing images"},
+			{Name: "val_fraction", Type: stages.TypeFloat, Default: 0.1, Min: fp(0), Max: fp(0.9),
+				Doc: "fraction of training images held out as the validation split (early stopping, alpha choice)"},
+			{Name: "test_fraction", Type: stages.TypeFloat, Default: 0.1, Min: fp(0), Max: fp(0.9),
+				Doc: "seeded hold-out used as the test split when the source has no test split with responses/labels"},
+			{Name: "seed", Type: stages.TypeInt, Default: int64(0), Doc: "seed for splits and synthetic data"},
+			{Name: "nonfinite", Type: stages.TypeString, Default: NonFiniteError, Enum: []string{NonFiniteError, NonFiniteDrop},
+				Doc: "what to do with NaN/Inf responses: fail, or drop the affected voxels"},
+			{Name: "n_images", Type: stages.TypeInt, Default: int64(2000), Min: fp(3), Max: fp(1e6),
+				Doc: "synthetic: images with fMRI per subject; synthetic-categories: images in all"},
+			{Name: "n_subjects", Type: stages.TypeInt, Default: int64(2), Min: fp(1), Max: fp(99),
+				Doc: "synthetic: number of subjects when subjects is empty"},
+			{Name: "voxels_per_roi", Type: stages.TypeInt, Default: int64(40), Min: fp(2), Max: fp(100000),
+				Doc: "synthetic: mean voxels per ROI (both hemispheres)"},
+			{Name: "reps", Type: stages.TypeInt, Default: int64(3), Min: fp(1), Max: fp(20),
+				Doc: "synthetic: repeated trials averaged per image (noise ceilings need at least 2)"},
+			{Name: "n_classes", Type: stages.TypeInt, Default: int64(10), Min: fp(2), Max: fp(float64(len(shapeClasses()))),
+				Doc: "synthetic-categories: number of shape classes"},
+			{Name: "classes", Type: stages.TypeStrings, Default: []any{},
+				Doc: "idx: class names by label; empty: Fashion-MNIST names when root mentions fashion, else the label numbers"},
+			{Name: "max_images", Type: stages.TypeInt, Default: int64(0), Min: fp(0),
+				Doc: "idx: use at most this many images of each file; imagefolder: of each class (0: all)"},
+		},
+		Outputs: []stages.PortSpec{{Name: OutputPort, Doc: "data artifact (see package data for the layout)"}},
+	}
+}
+
+// Run builds the data artifact under req.OutDir/dataset.
+func (s stage) Run(ctx context.Context, req *stages.Request) error {
+	p := req.Params
+	out := filepath.Join(req.OutDir, OutputPort)
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", out, err)
+	}
+	workers := req.Resources.CPUs
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	source := p.String("source")
+	size := p.Int("image_size")
+	if size == 0 {
+		size = 64
+		if source == SourceAlgonauts || source == SourceImageFolder {
+			size = 224
+		}
+	}
+	root := p.String("root")
+	if root == "" && (source == SourceAlgonauts || source == SourceImageFolder || source == SourceIDX) {
+		return fmt.Errorf("param root: required for source %s", source)
+	}
+	subjects := p.Strings("subjects")
+	if one := p.String("subject"); one != "" {
+		subjects = []string{one}
+	}
+	opt := Options{
+		ROIs:         p.Strings("rois"),
+		ImageSize:    size,
+		Resample:     p.String("resample"),
+		ValFraction:  p.Float("val_fraction"),
+		TestFraction: p.Float("test_fraction"),
+		Seed:         int64(p.Int("seed")),
+		NonFinite:    p.String("nonfinite"),
+		Workers:      workers,
+		Progress:     req.Progress,
+		Log:          req.Log,
+	}
+	var metrics map[string]any
+	var err error
+	switch source {
+	case SourceAlgonauts:
+		metrics, err = BuildAlgonauts(ctx, root, subjects, opt, out)
+	case SourceSynthetic:
+		if len(subjects) == 0 {
+			subjects = SynthSubjectNames(p.Int("n_subjects"))
+		}
+		cfg := SynthConfig{Seed: opt.Seed, NImages: p.Int("n_images"), VoxelsPerROI: p.Int("voxels_per_roi"), Reps: p.Int("reps")}
+		metrics, err = BuildSynthetic(ctx, cfg, subjects, opt, out)
+	default:
+		c := classOptions{
+			Source:    source,
+			Root:      root,
+			NImages:   p.Int("n_images"),
+			NClasses:  p.Int("n_classes"),
+			Classes:   p.Strings("classes"),
+			MaxImages: p.Int("max_images"),
+			Options:   opt,
+		}
+		metrics, err = buildClassification(ctx, c, out)
+	}
+	if err != nil {
+		return err
+	}
+	return writeJSON(filepath.Join(req.OutDir, "metrics.json"), metrics)
+}
+
+// nsdMetrics summarises the subjects written.
+func nsdMetrics(ms []*SubjectManifest) map[string]any {
+	images := map[string]any{}
+	voxels, rois := 0, 0
+	for _, m := range ms {
+		for s, n := range m.Splits {
+			prev, _ := images[s].(int)
+			images[s] = prev + n
+		}
+		rois = max(rois, len(m.ROIs))
+		for _, r := range m.ROIs {
+			voxels += r.Voxels()
+		}
+	}
+	return map[string]any{"subjects": len(ms), "images": images, "rois": rois, "voxels": voxels}
+}
+
+// BuildAlgonauts converts the named subjects (all subjNN folders when
+// empty) of an Algonauts 2023 release under root into an NSD-like data
+// artifact at out. It returns summary metrics.
+func BuildAlgonauts(ctx context.Context, root string, subjects []string, opt Options, out string) (map[string]any, error) {
+	if st, err := os.Stat(root); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("algonauts root %s: not a directory (expected the release folder holding subj01/ ... subj08/)", root)
+	}
+	if len(subjects) == 0 {
+		var err error
+		if subjects, err = AlgonautsSubjects(root); err != nil {
+			return nil, err
+		}
+		if len(subjects) == 0 {
+			return nil, fmt.Errorf("algonauts root %s: no subjNN folders", root)
+		}
+	}
+	opt = opt.withDefaults()
+	var ms []*SubjectManifest
+	for _, name := range subjects {
+		s, err := openAlgonauts(root, name, opt.ImageSize, opt.Resample)
+		if err != nil {
+			return nil, err
+		}
+		s.in.Finish = func() error { return s.digestSources(root) }
+		fmt.Fprintf(opt.Log, "%s: %d training images, test split %v\n", name, s.in.Train.N, s.in.Test != nil)
+		m, err := buildSubject(ctx, &s.in, opt, filepath.Join(out, name))
+		s.Close()
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, m)
+	}
+	if err := writeJSON(filepath.Join(out, "manifest.json"), Manifest{Kind: KindNSD, Source: SourceAlgonauts + ":" + root, Subjects: subjects, ImageSize: opt.ImageSize}); err != nil {
+		return nil, err
+	}
+	return nsdMetrics(ms), nil
+}
+
+// BuildSynthetic generates an NSD-like data artifact with a planted ground
+// truth at out.
+func BuildSynthetic(ctx context.Context, cfg SynthConfig, subjects []string, opt Options, out string) (map[string]any, error) {
+	cfg.NTest = 0
+	opt = opt.withDefaults()
+	si, err := newSynthImages(ctx, cfg.Seed, cfg.NImages)
+	if err != nil {
+		return nil, err
+	}
+	var ms []*SubjectManifest
+	for _, name := range subjects {
+		sub, err := newSynthSubject(ctx, si, name, cfg)
+		if err != nil {
+			return nil, err
+		}
+		m, err := buildSubject(ctx, synthSubjectInput(si, sub, cfg, opt.ImageSize), opt, filepath.Join(out, name))
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, m)
+	}
+	src := fmt.Sprintf("synthetic:seed=%d,n_images=%d,voxels_per_roi=%d,reps=%d", cfg.Seed, cfg.NImages, cfg.VoxelsPerROI, cfg.Reps)
+	if err := writeJSON(filepath.Join(out, "manifest.json"), Manifest{Kind: KindNSD, Source: src, Subjects: subjects, ImageSize: opt.ImageSize}); err != nil {
+		return nil, err
+	}
+	return nsdMetrics(ms), nil
+}
