@@ -1,0 +1,48 @@
+package engine
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/voxflow/voxflow/stages"
+)
+
+func TestFormatUpdateShowsRateAndETA(t *testing.T) {
+	var rt rateTracker
+	t0 := time.Unix(1000, 0)
+	rt.observe(stages.Update{Phase: "epoch 3/20", Done: 0, Total: 1000, Unit: "img"}, t0)
+	rate, eta := rt.observe(stages.Update{Phase: "epoch 3/20", Done: 400, Total: 1000, Unit: "img"}, t0.Add(10*time.Second))
+	if rate != 40 || eta != 15*time.Second {
+		t.Fatalf("rate %v eta %v, want 40 img/s and 15s", rate, eta)
+	}
+	got := formatUpdate(stages.Update{Phase: "epoch 3/20", Done: 400, Total: 1000, Unit: "img", Message: "loss 0.41"}, rate, eta)
+	if got != "epoch 3/20 400/1000 img, 40.0 img/s, ETA 15s, loss 0.41" {
+		t.Fatalf("formatUpdate = %q", got)
+	}
+	// A new phase restarts the rate.
+	if r, _ := rt.observe(stages.Update{Phase: "epoch 4/20", Done: 10, Total: 1000}, t0.Add(11*time.Second)); r != 0 {
+		t.Fatalf("rate carried over a phase change: %v", r)
+	}
+}
+
+func TestTTYDisplayRedrawsLiveLines(t *testing.T) {
+	var buf bytes.Buffer
+	d := NewTTYDisplay(&buf, 80)
+	d.Started("tune_cl[subj01,FFA-1]")
+	d.Progress("tune_cl[subj01,FFA-1]", stages.Update{Phase: "epoch 2/5", Done: 10, Total: 100, Unit: "img", Rate: 5})
+	d.Cached("data")
+	d.Started("bad")
+	d.Finished("bad", StatusFailed, time.Second, errors.New("exit 3"), []string{"last line"})
+	time.Sleep(300 * time.Millisecond) // one redraw tick
+	d.Finished("tune_cl[subj01,FFA-1]", StatusSucceeded, 2*time.Second, nil, nil)
+	d.Close()
+	out := buf.String()
+	for _, want := range []string{"epoch 2/5 10/100 img, 5.0 img/s, ETA 18s", "✘ bad failed", "| last line", "✔ tune_cl[subj01,FFA-1]", "1 done, 1 cached, 0 running, 1 failed", "\x1b[1A\x1b[2K"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("display lacks %q:\n%q", want, out)
+		}
+	}
+}
