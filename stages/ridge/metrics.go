@@ -1,0 +1,421 @@
+package ridge
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"text/tabwriter"
+)
+
+// Metrics is the structure of a ridge instance's metrics.json; report,
+// compare and plots read it. Every numeric leaf becomes a metric (nested
+// keys joined by "."), e.g. roi.FFA-1.tune_cl.mean_r or
+// compare.tune_cl_vs_pretrained.group.higher.pct_improved.
+//
+// Top-level ROI, Group and Compare summarise all fitted subjects: a mean r
+// is the mean over subjects of each subject's mean over voxels; a group's
+// mean r is the mean over its ROIs (the poster's convention); voxel counts,
+// % improved and Wilcoxon tests pool the voxels of all subjects (and of all
+// ROIs of a group). Bootstrap CIs average the paired resamples over
+// subjects and ROIs. Subject repeats the summary per subject when more than
+// one subject was fitted.
+type Metrics struct {
+	Networks []string `json:"networks"` // features input stages, in input order
+	Baseline string   `json:"baseline"`
+	Subjects []string `json:"subjects"`
+	ROIs     []string `json:"rois"` // fitted ROIs in the data's order
+	Summary
+	Subject map[string]*Summary `json:"subject,omitempty"`
+}
+
+// Summary holds the scores of one set of subjects.
+type Summary struct {
+	// ROI maps ROI name -> network -> score.
+	ROI map[string]map[string]*Score `json:"roi"`
+	// Group maps ROI group (early, higher, streams) -> network -> score.
+	Group map[string]map[string]*Score `json:"group"`
+	// Compare maps "<a>_vs_<b>" to the voxel-wise comparison of network a
+	// with b: every network vs the baseline, then every other pair in
+	// input order.
+	Compare map[string]*Comparison `json:"compare"`
+}
+
+// Score summarises one network's test Pearson r over an ROI or group.
+type Score struct {
+	MeanR float64 `json:"mean_r"`
+	// CI95 is the bootstrap 95% interval of MeanR over resampled test images.
+	CI95 []float64 `json:"ci95,omitempty"`
+	// MeanRNorm is MeanR divided by the mean noise ceiling in r units
+	// (sqrt of the data's variance-fraction ceiling), over the voxels with
+	// a positive ceiling; absent when the data has no noise ceiling.
+	MeanRNorm *float64 `json:"mean_r_norm,omitempty"`
+	NVoxels   int      `json:"n_voxels"`
+	NROIs     int      `json:"n_rois,omitempty"` // groups only
+}
+
+// Comparison is network a against network b, per ROI and per group.
+type Comparison struct {
+	ROI   map[string]*Delta `json:"roi"`
+	Group map[string]*Delta `json:"group"`
+}
+
+// Delta is one paired comparison over voxels.
+type Delta struct {
+	PctImproved float64   `json:"pct_improved"` // % of voxels with r_a > r_b
+	WilcoxonP   float64   `json:"wilcoxon_p"`   // two-sided signed-rank test of r_a - r_b
+	DeltaMeanR  float64   `json:"delta_mean_r"` // mean_r(a) - mean_r(b)
+	DeltaCI95   []float64 `json:"delta_ci95,omitempty"`
+	NVoxels     int       `json:"n_voxels"`
+}
+
+func (j *job) metrics() *Metrics {
+	m := &Metrics{Networks: j.nets.names, Baseline: j.opt.baseline, Subjects: j.subjects, ROIs: j.roiOrder}
+	m.Summary = *j.summarise(j.subjects)
+	if len(j.subjects) > 1 {
+		m.Subject = map[string]*Summary{}
+		for _, s := range j.subjects {
+			m.Subject[s] = j.summarise([]string{s})
+		}
+	}
+	return m
+}
+
+// pairs lists the comparisons: each network vs the baseline, then the
+// remaining pairs in input order.
+func (j *job) pairs() [][2]string {
+	var out [][2]string
+	for _, n := range j.nets.names {
+		if n != j.opt.baseline {
+			out = append(out, [2]string{n, j.opt.baseline})
+		}
+	}
+	for a, na := range j.nets.names {
+		for _, nb := range j.nets.names[a+1:] {
+			if na != j.opt.baseline && nb != j.opt.baseline {
+				out = append(out, [2]string{na, nb})
+			}
+		}
+	}
+	return out
+}
+
+// roiAgg is one network on one ROI over a set of subjects.
+type roiAgg struct {
+	score *Score
+	boot  []float64 // mean over subjects of each resample's mean r
+}
+
+func (j *job) aggregate(subjects []string, roi, net string) *roiAgg {
+	var cells []*cell
+	for _, s := range subjects {
+		if c, ok := j.cells[cellKey{s, roi, net}]; ok {
+			cells = append(cells, c)
+		}
+	}
+	if len(cells) == 0 {
+		return nil
+	}
+	sc := &Score{}
+	var norms []float64
+	boot := cells[0].boot != nil
+	for _, c := range cells {
+		sc.MeanR += mean(c.r) / float64(len(cells))
+		sc.NVoxels += len(c.r)
+		if c.nc != nil {
+			if nr, ok := normalised(c.r, c.nc); ok {
+				norms = append(norms, nr)
+			}
+		}
+		boot = boot && c.boot != nil
+	}
+	if len(norms) == len(cells) {
+		sc.MeanRNorm = fptr(mean(norms))
+	}
+	a := &roiAgg{score: sc}
+	if boot {
+		a.boot = make([]float64, len(cells[0].boot))
+		for _, c := range cells {
+			for k, x := range c.boot {
+				a.boot[k] += x / float64(len(cells))
+			}
+		}
+		sc.CI95 = ci95(a.boot)
+	}
+	return a
+}
+
+// normalised is mean r over mean sqrt(noise ceiling), over voxels whose
+// ceiling is positive.
+func normalised(r []float64, nc []float32) (float64, bool) {
+	var sr, sc float64
+	k := 0
+	for i, c := range nc {
+		if c > 0 && !math.IsNaN(float64(c)) {
+			sr += r[i]
+			sc += math.Sqrt(float64(c))
+			k++
+		}
+	}
+	if k == 0 || sc == 0 {
+		return 0, false
+	}
+	return sr / sc, true
+}
+
+func (j *job) summarise(subjects []string) *Summary {
+	s := &Summary{ROI: map[string]map[string]*Score{}, Group: map[string]map[string]*Score{}, Compare: map[string]*Comparison{}}
+	aggs := map[[2]string]*roiAgg{} // (roi, net)
+	for _, roi := range j.roiOrder {
+		for _, net := range j.nets.names {
+			a := j.aggregate(subjects, roi, net)
+			if a == nil {
+				continue
+			}
+			aggs[[2]string{roi, net}] = a
+			if s.ROI[roi] == nil {
+				s.ROI[roi] = map[string]*Score{}
+			}
+			s.ROI[roi][net] = a.score
+		}
+	}
+	groupROIs := map[string][]string{}
+	var groups []string
+	for _, roi := range j.roiOrder {
+		g := j.groups[roi]
+		if g == "" {
+			continue
+		}
+		if groupROIs[g] == nil {
+			groups = append(groups, g)
+		}
+		groupROIs[g] = append(groupROIs[g], roi)
+	}
+	for _, g := range groups {
+		for _, net := range j.nets.names {
+			var parts []*roiAgg
+			for _, roi := range groupROIs[g] {
+				if a := aggs[[2]string{roi, net}]; a != nil {
+					parts = append(parts, a)
+				}
+			}
+			if len(parts) == 0 {
+				continue
+			}
+			sc := &Score{NROIs: len(parts)}
+			var boots [][]float64
+			var rs, norms []float64
+			for _, a := range parts {
+				rs = append(rs, a.score.MeanR)
+				sc.NVoxels += a.score.NVoxels
+				if a.score.MeanRNorm != nil {
+					norms = append(norms, *a.score.MeanRNorm)
+				}
+				if a.boot != nil {
+					boots = append(boots, a.boot)
+				}
+			}
+			sc.MeanR = mean(rs)
+			if len(norms) == len(parts) {
+				sc.MeanRNorm = fptr(mean(norms))
+			}
+			if len(boots) == len(parts) {
+				sc.CI95 = ci95(meanRows(boots))
+			}
+			if s.Group[g] == nil {
+				s.Group[g] = map[string]*Score{}
+			}
+			s.Group[g][net] = sc
+		}
+	}
+	for _, pr := range j.pairs() {
+		cmp := &Comparison{ROI: map[string]*Delta{}, Group: map[string]*Delta{}}
+		roiDeltas := map[string]*pairData{}
+		for _, roi := range j.roiOrder {
+			pd := j.pairData(subjects, roi, pr[0], pr[1])
+			if pd == nil {
+				continue
+			}
+			roiDeltas[roi] = pd
+			cmp.ROI[roi] = comparePooled([]*pairData{pd})
+		}
+		for _, g := range groups {
+			var parts []*pairData
+			for _, roi := range groupROIs[g] {
+				if pd := roiDeltas[roi]; pd != nil {
+					parts = append(parts, pd)
+				}
+			}
+			if len(parts) > 0 {
+				cmp.Group[g] = comparePooled(parts)
+			}
+		}
+		if len(cmp.ROI) > 0 {
+			s.Compare[pr[0]+"_vs_"+pr[1]] = cmp
+		}
+	}
+	return s
+}
+
+// pairData is a paired comparison of two networks on one ROI over subjects
+// where both were fitted.
+type pairData struct {
+	diffs []float64 // r_a - r_b, pooled over subjects
+	delta float64   // mean over subjects of mean r_a - mean r_b
+	boot  []float64 // per resample, mean over subjects of the difference
+}
+
+func (j *job) pairData(subjects []string, roi, a, b string) *pairData {
+	pd := &pairData{}
+	k := 0
+	var boots [][]float64
+	for _, s := range subjects {
+		ca, okA := j.cells[cellKey{s, roi, a}]
+		cb, okB := j.cells[cellKey{s, roi, b}]
+		if !okA || !okB {
+			continue
+		}
+		k++
+		for i := range ca.r {
+			pd.diffs = append(pd.diffs, ca.r[i]-cb.r[i])
+		}
+		pd.delta += mean(ca.r) - mean(cb.r)
+		if ca.boot != nil && cb.boot != nil {
+			d := make([]float64, len(ca.boot))
+			for i := range d {
+				d[i] = ca.boot[i] - cb.boot[i]
+			}
+			boots = append(boots, d)
+		}
+	}
+	if k == 0 {
+		return nil
+	}
+	pd.delta /= float64(k)
+	if len(boots) == k {
+		pd.boot = meanRows(boots)
+	}
+	return pd
+}
+
+// comparePooled pools the voxels of parts for % improved and the Wilcoxon
+// test; the mean difference and its CI average the parts (ROIs), like a
+// group's mean r.
+func comparePooled(parts []*pairData) *Delta {
+	var diffs, deltas []float64
+	var boots [][]float64
+	for _, p := range parts {
+		diffs = append(diffs, p.diffs...)
+		deltas = append(deltas, p.delta)
+		if p.boot != nil {
+			boots = append(boots, p.boot)
+		}
+	}
+	up := 0
+	for _, d := range diffs {
+		if d > 0 {
+			up++
+		}
+	}
+	_, pv, _ := Wilcoxon(diffs)
+	d := &Delta{
+		PctImproved: 100 * float64(up) / float64(max(len(diffs), 1)),
+		WilcoxonP:   pv,
+		DeltaMeanR:  mean(deltas),
+		NVoxels:     len(diffs),
+	}
+	if len(boots) == len(parts) {
+		d.DeltaCI95 = ci95(meanRows(boots))
+	}
+	return d
+}
+
+func mean(x []float64) float64 {
+	if len(x) == 0 {
+		return 0
+	}
+	s := 0.0
+	for _, v := range x {
+		s += v
+	}
+	return s / float64(len(x))
+}
+
+// meanRows averages equal-length rows elementwise.
+func meanRows(rows [][]float64) []float64 {
+	out := make([]float64, len(rows[0]))
+	for _, r := range rows {
+		for i, v := range r {
+			out[i] += v / float64(len(rows))
+		}
+	}
+	return out
+}
+
+func ci95(boot []float64) []float64 {
+	return []float64{Percentile(boot, 2.5), Percentile(boot, 97.5)}
+}
+
+func writeMetrics(outDir string, m *Metrics) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode metrics: %w", err)
+	}
+	p := filepath.Join(outDir, "metrics.json")
+	if err := os.WriteFile(p, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	return nil
+}
+
+// writeTable logs mean r per ROI and group for every network, and the %
+// of voxels each network improves over the baseline.
+func writeTable(w io.Writer, m *Metrics) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	header := "ROI\t"
+	for _, n := range m.Networks {
+		header += n + "\t"
+	}
+	var vs []string
+	for _, n := range m.Networks {
+		if n != m.Baseline {
+			vs = append(vs, n+"_vs_"+m.Baseline)
+			header += n + ">" + m.Baseline + " %vox\t"
+		}
+	}
+	fmt.Fprintf(w, "ridge: mean test r (subjects %v, baseline %s)\n", m.Subjects, m.Baseline)
+	fmt.Fprintln(tw, header)
+	row := func(name string, scores map[string]*Score, delta func(c *Comparison) *Delta) {
+		line := name + "\t"
+		for _, n := range m.Networks {
+			if s := scores[n]; s != nil {
+				line += fmt.Sprintf("%.4f\t", s.MeanR)
+			} else {
+				line += "-\t"
+			}
+		}
+		for _, k := range vs {
+			if c := m.Compare[k]; c != nil && delta(c) != nil {
+				line += fmt.Sprintf("%.1f\t", delta(c).PctImproved)
+			} else {
+				line += "-\t"
+			}
+		}
+		fmt.Fprintln(tw, line)
+	}
+	for _, r := range m.ROIs {
+		row(r, m.ROI[r], func(c *Comparison) *Delta { return c.ROI[r] })
+	}
+	groups := make([]string, 0, len(m.Group))
+	for g := range m.Group {
+		groups = append(groups, g)
+	}
+	sort.Strings(groups)
+	for _, g := range groups {
+		row("["+g+"]", m.Group[g], func(c *Comparison) *Delta { return c.Group[g] })
+	}
+	tw.Flush()
+}

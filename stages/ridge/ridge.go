@@ -1,0 +1,156 @@
+// Package ridge is the `ridge` stage kind: voxel-wise encoding models.
+// For every network (a features artifact), subject and ROI it fits one
+// L2-penalised linear regression per voxel from the network's features on
+// the training images, with each voxel's penalty chosen by K-fold
+// cross-validation, scores Pearson r per voxel on the test images, and
+// compares networks voxel by voxel (% of voxels improved, Wilcoxon
+// signed-rank test, bootstrap confidence intervals over test images).
+//
+// The solver (solver.go) follows himalaya's RidgeCV: one eigendecomposition
+// per fold and GEMMs for all alphas and voxels at once, batched over voxels
+// so memory never scales with voxels x alphas x images.
+//
+// Training rows are the data artifact's train split, plus its val split
+// when merge_val is true (the default): the networks never saw test images,
+// and ridge has no use for a separate validation split since alphas are
+// chosen by cross-validation within the training rows. Scores always come
+// from the test split.
+//
+// Outputs, under OutDir/scores (port `scores`), per network N (the
+// producing stage's name), subject S and ROI R:
+//
+//	N/S/R_r.npy        float32 v_r   test Pearson r per voxel (lh then rh)
+//	N/S/R_alpha.npy    float32 v_r   chosen penalty per voxel
+//	N/S/R_weights.npy  float32 D x v_r  with save_weights, on standardised
+//	                   features (x - feature_mean) / feature_scale
+//	N/S/feature_mean.npy, N/S/feature_scale.npy  with save_weights
+//
+// and OutDir/metrics.json, whose structure is Metrics.
+package ridge
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/voxflow/voxflow/stages"
+	"github.com/voxflow/voxflow/stages/linalg"
+)
+
+// Version changes whenever the outputs for the same inputs change.
+const Version = "1"
+
+// Stage is the ridge stage kind. Its zero value is ready to use.
+type Stage struct{}
+
+// New returns the ridge stage kind.
+func New() stages.Stage { return Stage{} }
+
+func fptr(f float64) *float64 { return &f }
+
+func defaultAlphas() []any {
+	out := make([]any, 15)
+	for i := range out {
+		out[i] = math.Pow(10, -1+7*float64(i)/14)
+	}
+	return out
+}
+
+// Describe declares the kind.
+func (Stage) Describe() stages.Description {
+	return stages.Description{
+		Kind:    "ridge",
+		Version: Version,
+		Doc:     "voxel-wise ridge encoding models with per-voxel CV alphas; test Pearson r per voxel, ROI/group summaries and network comparisons",
+		// Its own process, so that it can give OpenBLAS every CPU it was
+		// granted without fighting the accel backend's single-thread setting.
+		Isolate: "process",
+		Params: []stages.ParamSpec{
+			{Name: "subject", Type: stages.TypeString, Default: "", Doc: "subject to fit; \"\" fits every subject of the data"},
+			{Name: "rois", Type: stages.TypeStrings, Default: []any{}, Doc: "ROIs to fit; empty fits every ROI with voxels"},
+			{Name: "roi", Type: stages.TypeString, Default: "", Doc: "a single ROI (bound by foreach); overrides rois"},
+			{Name: "alphas", Type: stages.TypeFloats, Default: defaultAlphas(), Min: fptr(0), Doc: "candidate penalties (default logspace(-1, 6, 15))"},
+			{Name: "folds", Type: stages.TypeInt, Default: int64(5), Min: fptr(2), Doc: "K of the K-fold CV that picks each voxel's alpha (contiguous folds)"},
+			{Name: "cv_score", Type: stages.TypeString, Default: ScoreMSE, Enum: []string{ScoreMSE, ScoreR}, Doc: "what CV optimises per voxel: held-out mse or Pearson r"},
+			{Name: "merge_val", Type: stages.TypeBool, Default: true, Doc: "train on the train and val splits together"},
+			{Name: "baseline", Type: stages.TypeString, Default: "", Doc: "stage name of the control network's features; default the first features input"},
+			{Name: "save_weights", Type: stages.TypeBool, Default: false, Doc: "also write per-voxel weights (D x v) per network and ROI"},
+			{Name: "bootstrap", Type: stages.TypeInt, Default: int64(1000), Min: fptr(0), Doc: "bootstrap resamples of the test images for 95% CIs; 0 skips them"},
+			{Name: "seed", Type: stages.TypeInt, Default: int64(0), Doc: "seed of the bootstrap resampling"},
+			{Name: "dtype", Type: stages.TypeString, Default: "float32", Enum: []string{"float32", "float64"}, Doc: "precision of the solver"},
+			{Name: "voxel_batch", Type: stages.TypeInt, Default: int64(0), Min: fptr(0), Doc: "voxels solved at once; 0 sizes batches to ~128 MB of work arrays"},
+		},
+		Inputs: []stages.PortSpec{
+			{Name: "data", Doc: "an NSD-like data artifact (train/val/test ROI responses)"},
+			{Name: "features", Many: true, Doc: "features artifacts of several networks on the same data; one with a roi label serves only that ROI"},
+		},
+		Outputs: []stages.PortSpec{
+			{Name: "scores", Doc: "per network/subject/ROI: <R>_r.npy, <R>_alpha.npy, optional <R>_weights.npy"},
+		},
+	}
+}
+
+// options are the Run params, decoded once.
+type options struct {
+	subject     string
+	rois        []string
+	cfg         Config
+	mergeVal    bool
+	baseline    string
+	saveWeights bool
+	bootstrap   int
+	seed        uint64
+	float64     bool
+}
+
+func decodeParams(p stages.Params) options {
+	o := options{
+		subject:     p.String("subject"),
+		rois:        p.Strings("rois"),
+		mergeVal:    p.Bool("merge_val"),
+		baseline:    p.String("baseline"),
+		saveWeights: p.Bool("save_weights"),
+		bootstrap:   p.Int("bootstrap"),
+		seed:        uint64(p.Int("seed")),
+		float64:     p.String("dtype") == "float64",
+		cfg: Config{
+			Alphas:     p.Floats("alphas"),
+			Folds:      p.Int("folds"),
+			Score:      p.String("cv_score"),
+			VoxelBatch: p.Int("voxel_batch"),
+		},
+	}
+	if r := p.String("roi"); r != "" {
+		o.rois = []string{r}
+	}
+	return o
+}
+
+// Run fits every network, subject and ROI and writes scores and metrics.
+func (Stage) Run(ctx context.Context, req *stages.Request) error {
+	linalg.SetThreads(req.Resources.CPUs)
+	opt := decodeParams(req.Params)
+	data := req.Inputs["data"]
+	if len(data) != 1 {
+		return fmt.Errorf("input data: got %d artifacts, want exactly one data artifact", len(data))
+	}
+	nets, err := groupNetworks(req.Inputs["features"])
+	if err != nil {
+		return err
+	}
+	if opt.baseline == "" {
+		opt.baseline = nets.names[0]
+	} else if _, ok := nets.arts[opt.baseline]; !ok {
+		return fmt.Errorf("param baseline %q: no features input from a stage of that name (have %v)", opt.baseline, nets.names)
+	}
+	j := &job{req: req, opt: opt, dataDir: data[0].Path, nets: nets, cells: map[cellKey]*cell{}}
+	if err := j.run(ctx); err != nil {
+		return err
+	}
+	m := j.metrics()
+	if err := writeMetrics(req.OutDir, m); err != nil {
+		return err
+	}
+	writeTable(req.Log, m)
+	return nil
+}
