@@ -1,0 +1,108 @@
+package network
+
+import (
+	"fmt"
+
+	"github.com/voxflow/voxflow/stages/data"
+)
+
+// ROISplit is one split of one subject's images and one ROI's responses,
+// images already resized to the network's input size.
+type ROISplit struct {
+	N      int
+	Images []uint8   // N x 3 x S x S
+	Voxels []float32 // N x V
+}
+
+// ROIData is the training and validation data for tuning one network on
+// one (subject, ROI). Test images are deliberately not loaded.
+type ROIData struct {
+	Subject, ROI string
+	V            int // voxels in the ROI
+	Train, Val   ROISplit
+}
+
+// ResolveSubject picks the subject a stage instance works on: the param
+// when set, else the artifact's only subject.
+func ResolveSubject(dataset, subject string) (string, error) {
+	m, err := data.ReadManifest(dataset)
+	if err != nil {
+		return "", err
+	}
+	if m.Kind != data.KindNSD {
+		return "", fmt.Errorf("data artifact %s: kind %q, want %q (fMRI responses)", dataset, m.Kind, data.KindNSD)
+	}
+	if subject != "" {
+		for _, s := range m.Subjects {
+			if s == subject {
+				return subject, nil
+			}
+		}
+		return "", fmt.Errorf("data artifact %s: no subject %q (have %v)", dataset, subject, m.Subjects)
+	}
+	if len(m.Subjects) != 1 {
+		return "", fmt.Errorf("data artifact %s has subjects %v: set param subject (or foreach over subject)", dataset, m.Subjects)
+	}
+	return m.Subjects[0], nil
+}
+
+// LoadROIData reads the train and val splits of (subject, roi) from an
+// NSD-like data artifact, resizing images to size.
+func LoadROIData(dataset, subject, roi string, size int) (*ROIData, error) {
+	subject, err := ResolveSubject(dataset, subject)
+	if err != nil {
+		return nil, err
+	}
+	if roi == "" {
+		return nil, fmt.Errorf("param roi is empty: set it (or foreach over roi)")
+	}
+	d := &ROIData{Subject: subject, ROI: roi}
+	for _, sp := range []struct {
+		name string
+		dst  *ROISplit
+	}{{data.SplitTrain, &d.Train}, {data.SplitVal, &d.Val}} {
+		img, err := data.LoadImages(dataset, subject, sp.name)
+		if err != nil {
+			return nil, err
+		}
+		vox, err := data.LoadROI(dataset, subject, sp.name, roi)
+		if err != nil {
+			return nil, err
+		}
+		n := img.Shape[0]
+		if vox.Shape[0] != n {
+			return nil, fmt.Errorf("%s: %d response rows for %d images", data.ROIPath(dataset, subject, sp.name, roi), vox.Shape[0], n)
+		}
+		if img.Shape[2] != img.Shape[3] {
+			return nil, fmt.Errorf("%s: images %dx%d, want square", data.ImagesPath(dataset, subject, sp.name), img.Shape[2], img.Shape[3])
+		}
+		d.V = vox.Shape[1]
+		*sp.dst = ROISplit{N: n, Images: ResizeImages(img.Data, n, img.Shape[2], size), Voxels: vox.Data}
+	}
+	return d, nil
+}
+
+// ClassSplit is one split of a classification data artifact.
+type ClassSplit struct {
+	N      int
+	Images []uint8 // N x 3 x S x S
+	Labels []int32
+}
+
+// LoadClassSplit reads one split of a classification data artifact,
+// resizing images to size.
+func LoadClassSplit(dataset, split string, size int) (*ClassSplit, error) {
+	img, err := data.LoadImages(dataset, "", split)
+	if err != nil {
+		return nil, err
+	}
+	lab, err := data.LoadLabels(dataset, split)
+	if err != nil {
+		return nil, err
+	}
+	n := img.Shape[0]
+	if len(lab) != n {
+		return nil, fmt.Errorf("%s: %d labels for %d images", data.LabelsPath(dataset, split), len(lab), n)
+	}
+	return &ClassSplit{N: n, Images: ResizeImages(img.Data, n, img.Shape[2], size), Labels: lab}, nil
+}

@@ -1,0 +1,218 @@
+// Package pretrain is the pretrain stage kind: the offline stand-in for
+// ImageNet pretraining. It trains an AlexNet (alexnet-mini by default) by
+// classification on a classification data artifact, or, with init set to a
+// weights file and epochs 0, imports that file as a network artifact (the
+// control network for real data, e.g. torchvision's AlexNet exported to
+// safetensors).
+package pretrain
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // graph code reads best unqualified
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+
+	"github.com/voxflow/voxflow/stages"
+	"github.com/voxflow/voxflow/stages/data"
+	"github.com/voxflow/voxflow/stages/network"
+)
+
+// Kind is the stage kind name.
+const Kind = "pretrain"
+
+// InitRandom is the init value that starts from torch-style random weights.
+const InitRandom = "random"
+
+type stage struct{}
+
+// New returns the pretrain stage kind.
+func New() stages.Stage { return stage{} }
+
+func f64p(v float64) *float64 { return &v }
+
+// Describe implements stages.Stage.
+func (stage) Describe() stages.Description {
+	params := []stages.ParamSpec{
+		{Name: "arch", Type: stages.TypeString, Default: network.ArchMini, Enum: []string{network.ArchMini, network.ArchAlexNet}, Doc: "network architecture"},
+		{Name: "image_size", Type: stages.TypeInt, Default: int64(0), Min: f64p(0), Doc: "input size (0 = the arch's: 64 mini, 224 alexnet)"},
+		{Name: "num_classes", Type: stages.TypeInt, Default: int64(1000), Min: f64p(1), Doc: "output units (1000 as AlexNet, so downstream features are 1000-d); must cover the data's classes"},
+		{Name: "init", Type: stages.TypeString, Default: InitRandom, Doc: "\"random\" or the path of a safetensors weights file with torchvision names"},
+	}
+	params = append(params, network.TrainParams(10, 64, 1e-3)...)
+	return stages.Description{
+		Kind: Kind, Version: "1",
+		Doc:    "train AlexNet/alexnet-mini by classification, or import a torchvision weights file",
+		Params: params,
+		Inputs: []stages.PortSpec{
+			{Name: "data", Doc: "classification data artifact (not needed to import weights with epochs 0)", Optional: true},
+		},
+		Outputs: []stages.PortSpec{
+			{Name: "net", Doc: "network (weights.safetensors, config.json)"},
+			{Name: "curve.json", Doc: "train/validation loss and images/s per epoch"},
+			{Name: "curve.png", Doc: "training curve plot"},
+			{Name: "config.json", Doc: "resolved configuration"},
+		},
+		Isolate: "process",
+	}
+}
+
+// Run implements stages.Stage.
+func (stage) Run(ctx context.Context, req *stages.Request) error {
+	p := req.Params
+	cfg, err := network.ConfigFor(p.String("arch"), p.Int("num_classes"))
+	if err != nil {
+		return fmt.Errorf("param arch: %w", err)
+	}
+	if s := p.Int("image_size"); s > 0 {
+		cfg.ImageSize = s
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("params arch/image_size/num_classes: %w", err)
+	}
+	tc := network.TrainConfigFrom(p)
+	var w network.Weights
+	init := p.String("init")
+	if init == InitRandom {
+		w = cfg.InitWeights(tc.Seed)
+	} else {
+		if w, err = importWeights(init, &cfg); err != nil {
+			return fmt.Errorf("param init: %w", err)
+		}
+	}
+	cfg.Extra = map[string]any{"init": init, "pretrained_by": Kind}
+	resolved := network.ResolvedParams(p)
+	resolved["net"] = cfg
+	if tc.Epochs == 0 {
+		fmt.Fprintf(req.Log, "epochs 0: exporting %s as the network\n", init)
+		if err := network.SaveNet(filepath.Join(req.OutDir, "net"), cfg, w); err != nil {
+			return err
+		}
+		return network.WriteJSON(filepath.Join(req.OutDir, "config.json"), resolved)
+	}
+	if len(req.Inputs["data"]) != 1 {
+		return fmt.Errorf("%s: training (epochs %d) needs one classification data artifact on input data, have %d", Kind, tc.Epochs, len(req.Inputs["data"]))
+	}
+	dataset := req.Inputs["data"][0].Path
+	m, err := data.ReadManifest(dataset)
+	if err != nil {
+		return fmt.Errorf("input data: %w", err)
+	}
+	if m.Kind != data.KindClassification {
+		return fmt.Errorf("input data %s: kind %q, want %q", dataset, m.Kind, data.KindClassification)
+	}
+	if len(m.Classes) > cfg.NumClasses {
+		return fmt.Errorf("param num_classes %d < %d classes in %s", cfg.NumClasses, len(m.Classes), dataset)
+	}
+	train, err := network.LoadClassSplit(dataset, data.SplitTrain, cfg.ImageSize)
+	if err != nil {
+		return fmt.Errorf("input data: %w", err)
+	}
+	val, err := network.LoadClassSplit(dataset, data.SplitVal, cfg.ImageSize)
+	if err != nil {
+		return fmt.Errorf("input data: %w", err)
+	}
+	backend, err := network.NewBackend(p.String("backend"))
+	if err != nil {
+		return err
+	}
+	defer backend.Finalize()
+	fmt.Fprintf(req.Log, "%s: %s %dpx on %s (%d classes): %d train / %d val images\n",
+		req.Instance, cfg.Arch, cfg.ImageSize, m.Source, len(m.Classes), train.N, val.N)
+	res, err := network.Fit(ctx, backend, Objective(cfg, train, val, p.Float("dropout")), w, train.N, val.N, tc,
+		network.ProgressReporter(req.Progress), req.Log)
+	if err != nil {
+		return fmt.Errorf("%s: %w", req.Instance, err)
+	}
+	acc, err := Accuracy(backend, cfg, res.Best, val, p.Int("batch_size"))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(req.Log, "best epoch %d: val loss %.4f, val accuracy %.3f\n", res.BestEpoch, res.BestVal, acc)
+	cfg.Extra["source"] = m.Source
+	resolved["n_train"], resolved["n_val"], resolved["classes"] = train.N, val.N, m.Classes
+	return network.WriteRunOutputs(req.OutDir, network.RunOutputs{
+		Net: cfg, Result: res, Resolved: resolved, Title: fmt.Sprintf("pretrain %s on %s", cfg.Arch, m.Source),
+		Metrics: map[string]any{"val_accuracy": acc},
+	})
+}
+
+// importWeights reads a safetensors file with torchvision names, adapting
+// cfg's num_classes to the file's classifier.6 and dropping extra tensors.
+func importWeights(path string, cfg *network.Config) (network.Weights, error) {
+	all, _, err := network.ReadSafetensors(path)
+	if err != nil {
+		return nil, err
+	}
+	if t, ok := all["classifier.6.weight"]; ok && len(t.Shape) == 2 {
+		cfg.NumClasses = t.Shape[0]
+	}
+	w := network.Subset(all, cfg.Params())
+	if err := network.CheckWeights(cfg.Params(), w); err != nil {
+		return nil, fmt.Errorf("%s (arch %s, image_size %d): %w", path, cfg.Arch, cfg.ImageSize, err)
+	}
+	return w, nil
+}
+
+// Objective is cross-entropy classification with dropout masks while
+// training.
+func Objective(cfg network.Config, train, val *network.ClassSplit, dropout float64) network.Objective {
+	return network.Objective{
+		Trainable: cfg.Params(),
+		Loss: func(p map[string]*Node, batch []*Node, training bool) (*Node, map[string]*Node) {
+			var masks []*Node
+			if training {
+				masks = batch[2:4]
+			}
+			logits, _ := cfg.Forward(p, network.Normalize(batch[0]), masks, "")
+			return network.CrossEntropy(logits, batch[1]), nil
+		},
+		Batch: func(split string, idx []int, rng *rand.Rand) ([]*tensors.Tensor, error) {
+			s := val
+			if split == "train" {
+				s = train
+			}
+			lab := make([]int32, len(idx))
+			for i, j := range idx {
+				lab[i] = s.Labels[j]
+			}
+			out := []*tensors.Tensor{network.GatherImages(s.Images, cfg.ImageSize, idx), tensors.FromFlatDataAndDimensions(lab, len(idx))}
+			if split == "train" {
+				out = append(out, network.DropoutMasks(rng, cfg, len(idx), dropout)...)
+			}
+			return out, nil
+		},
+	}
+}
+
+// Accuracy is the top-1 accuracy of weights w on split s.
+func Accuracy(backend network.BackendT, cfg network.Config, w network.Weights, s *network.ClassSplit, batch int) (float64, error) {
+	pr, err := network.NewPredictor(backend, cfg, w, "output")
+	if err != nil {
+		return 0, err
+	}
+	defer pr.Close()
+	correct := 0
+	sz := 3 * cfg.ImageSize * cfg.ImageSize
+	for lo := 0; lo < s.N; lo += batch {
+		hi := min(lo+batch, s.N)
+		out, k, err := pr.Run(s.Images[lo*sz:hi*sz], hi-lo)
+		if err != nil {
+			return 0, err
+		}
+		for i := range hi - lo {
+			best := 0
+			for j := range k {
+				if out[i*k+j] > out[i*k+best] {
+					best = j
+				}
+			}
+			if int32(best) == s.Labels[lo+i] {
+				correct++
+			}
+		}
+	}
+	return float64(correct) / float64(s.N), nil
+}
