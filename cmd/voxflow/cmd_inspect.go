@@ -257,10 +257,21 @@ func cmdShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if e.Error != "" {
 		fmt.Fprintf(stdout, "error     %s\n", e.Error)
 	}
-	pj, _ := json.MarshalIndent(params, "          ", "  ")
-	fmt.Fprintf(stdout, "params    %s\n", pj)
-	ij, _ := json.MarshalIndent(inputs, "          ", "  ")
-	fmt.Fprintf(stdout, "inputs    %s\n", ij)
+	fmt.Fprintln(stdout, "params")
+	if pm, ok := params.(map[string]any); ok {
+		names := make([]string, 0, len(pm))
+		for k := range pm {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			fmt.Fprintf(stdout, "  %-16s %s\n", k, fmtValue(pm[k]))
+		}
+	}
+	fmt.Fprintln(stdout, "inputs")
+	for _, line := range inputLines(ctx, store, e.Inputs) {
+		fmt.Fprintf(stdout, "  %s\n", line)
+	}
 	if e.Output != "" {
 		fmt.Fprintf(stdout, "output    %s\n          %s\n", e.Output, outPath)
 		if outPath != "" {
@@ -282,6 +293,48 @@ func cmdShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	return nil
+}
+
+// inputLines renders an execution's inputs, one artifact a line, with
+// where each lies on disk.
+func inputLines(ctx context.Context, store *cache.Store, inputsJSON string) []string {
+	var in map[string][]struct {
+		Stage  string            `json:"stage"`
+		Output string            `json:"output"`
+		Labels map[string]string `json:"labels"`
+		Digest string            `json:"digest"`
+	}
+	if err := json.Unmarshal([]byte(inputsJSON), &in); err != nil {
+		return []string{inputsJSON}
+	}
+	ports := make([]string, 0, len(in))
+	for p := range in {
+		ports = append(ports, p)
+	}
+	sort.Strings(ports)
+	var out []string
+	for _, p := range ports {
+		for _, a := range in[p] {
+			ref := a.Stage
+			if len(a.Labels) > 0 {
+				keys := make([]string, 0, len(a.Labels))
+				for k := range a.Labels {
+					keys = append(keys, k+"="+a.Labels[k])
+				}
+				sort.Strings(keys)
+				ref += "[" + strings.Join(keys, ",") + "]"
+			}
+			if a.Output != "" {
+				ref += "." + a.Output
+			}
+			path := "(not on disk)"
+			if p, err := store.Path(ctx, cache.Digest(a.Digest)); err == nil {
+				path = p
+			}
+			out = append(out, fmt.Sprintf("%-10s %s %s\n             %s", p, ref, cache.Digest(a.Digest).Short(), path))
+		}
+	}
+	return out
 }
 
 func cmdLog(ctx context.Context, args []string, stdout, stderr io.Writer) error {
