@@ -275,7 +275,7 @@ func (d *TTYDisplay) Started(inst string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.c.running++
-	d.running[inst] = &liveLine{start: time.Now(), text: "starting"}
+	d.running[inst] = &liveLine{start: time.Now(), text: "running"}
 }
 
 // Waiting shows why a started instance is not running yet.

@@ -65,6 +65,50 @@ func (c Config) InitWeights(seed uint64) Weights {
 	return w
 }
 
+// Init schemes accepted by InitWeightsScheme.
+const (
+	// InitTorch is torch's default Conv2d/Linear init, which torchvision's
+	// AlexNet keeps: uniform +-1/sqrt(fan_in) for weights and biases.
+	InitTorch = "torch"
+	// InitKaiming is He et al.'s init for ReLU networks, as torchvision's
+	// VGG uses it: conv weights kaiming_normal (fan_out, relu), linear
+	// weights normal(0, 0.01), biases 0. Without BatchNorm, torch's default
+	// init shrinks the signal through AlexNet's eight layers so that a
+	// from-scratch run can stall at chance; this one keeps it alive.
+	InitKaiming = "kaiming"
+)
+
+// InitSchemes lists the accepted init schemes.
+var InitSchemes = []string{InitTorch, InitKaiming}
+
+// InitWeightsScheme draws weights with the named scheme (InitTorch is
+// InitWeights).
+func (c Config) InitWeightsScheme(seed uint64, scheme string) (Weights, error) {
+	switch scheme {
+	case InitTorch, "":
+		return c.InitWeights(seed), nil
+	case InitKaiming:
+	default:
+		return nil, fmt.Errorf("init scheme %q: want one of %v", scheme, InitSchemes)
+	}
+	rng := rand.New(rand.NewPCG(seed, 0x6b61696d696e67))
+	w := Weights{}
+	for _, p := range c.Params() {
+		t := NewTensor(p.Shape...)
+		if strings.HasSuffix(p.Name, ".weight") {
+			sd := 0.01
+			if len(p.Shape) == 4 { // conv: fan_out = out * k * k
+				sd = math.Sqrt(2 / float64(p.Shape[0]*p.Shape[2]*p.Shape[3]))
+			}
+			for i := range t.Data {
+				t.Data[i] = float32(rng.NormFloat64() * sd)
+			}
+		}
+		w[p.Name] = t
+	}
+	return w, nil
+}
+
 func uniformTensor(rng *rand.Rand, bound float64, shape ...int) Tensor {
 	t := NewTensor(shape...)
 	for i := range t.Data {

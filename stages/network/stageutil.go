@@ -34,6 +34,25 @@ func TrainParams(epochs, batch int, lr float64) []stages.ParamSpec {
 	}
 }
 
+// BackboneLRParam declares backbone_lr_scale for the tuning stages.
+func BackboneLRParam(def float64) stages.ParamSpec {
+	return stages.ParamSpec{Name: "backbone_lr_scale", Type: stages.TypeFloat, Default: def, Min: f64p(0),
+		Doc: "learning-rate multiplier for the pretrained network's parameters (the fresh head gets lr); 1 tunes all alike, 0 freezes the backbone"}
+}
+
+// BackboneLRScale returns TrainConfig.LRScale giving every parameter of
+// cfg's network the multiplier scale (nil when scale is 1).
+func BackboneLRScale(cfg Config, scale float64) map[string]float64 {
+	if scale == 1 {
+		return nil
+	}
+	m := map[string]float64{}
+	for _, p := range cfg.Params() {
+		m[p.Name] = scale
+	}
+	return m
+}
+
 // TrainConfigFrom reads the TrainParams from resolved params.
 func TrainConfigFrom(p stages.Params) TrainConfig {
 	return TrainConfig{

@@ -45,6 +45,10 @@ type TrainConfig struct {
 	Eps          float64 // 0 means 1e-8
 	// ValBatchSize is the batch size for validation (0 = BatchSize).
 	ValBatchSize int
+	// LRScale multiplies the learning rate of the named trainable
+	// parameters (absent names: 1), e.g. a smaller rate for a pretrained
+	// backbone than for a freshly initialised head.
+	LRScale map[string]float64
 }
 
 // EpochStats is one point of the training curve.
@@ -313,6 +317,10 @@ func Fit(ctx context.Context, backend backends.Backend, obj Objective, init Weig
 			}
 			hp := adamHyper{lr: lr, b1: cfg.Beta1, b2: cfg.Beta2, eps: cfg.Eps, wd: cfg.WeightDecay, t: t}
 			for i := range nt {
+				hp.lr = lr
+				if sc, ok := cfg.LRScale[tNames[i]]; ok {
+					hp.lr = lr * sc
+				}
 				if err := adamW(params[i], out[i], ms[i], vs[i], hp); err != nil {
 					return nil, fmt.Errorf("fit: update %s: %w", tNames[i], err)
 				}

@@ -40,10 +40,12 @@ func (stage) Describe() stages.Description {
 		{Name: "image_size", Type: stages.TypeInt, Default: int64(0), Min: f64p(0), Doc: "input size (0 = the arch's: 64 mini, 224 alexnet)"},
 		{Name: "num_classes", Type: stages.TypeInt, Default: int64(1000), Min: f64p(1), Doc: "output units (1000 as AlexNet, so downstream features are 1000-d); must cover the data's classes"},
 		{Name: "init", Type: stages.TypeString, Default: InitRandom, Doc: "\"random\" or the path of a safetensors weights file with torchvision names"},
+		{Name: "init_scheme", Type: stages.TypeString, Default: network.InitKaiming, Enum: network.InitSchemes,
+			Doc: "random init: kaiming (He normal convs, normal(0, 0.01) linears, zero biases; trains from scratch without BatchNorm) or torch (torchvision AlexNet's default uniform init)"},
 	}
 	params = append(params, network.TrainParams(10, 64, 1e-3)...)
 	return stages.Description{
-		Kind: Kind, Version: "1",
+		Kind: Kind, Version: "2",
 		Doc:    "train AlexNet/alexnet-mini by classification, or import a torchvision weights file",
 		Params: params,
 		Inputs: []stages.PortSpec{
@@ -76,7 +78,9 @@ func (stage) Run(ctx context.Context, req *stages.Request) error {
 	var w network.Weights
 	init := p.String("init")
 	if init == InitRandom {
-		w = cfg.InitWeights(tc.Seed)
+		if w, err = cfg.InitWeightsScheme(tc.Seed, p.String("init_scheme")); err != nil {
+			return fmt.Errorf("param init_scheme: %w", err)
+		}
 	} else {
 		if w, err = importWeights(init, &cfg); err != nil {
 			return fmt.Errorf("param init: %w", err)

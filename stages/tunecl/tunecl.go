@@ -39,8 +39,9 @@ func (stage) Describe() stages.Description {
 		{Name: "symmetric", Type: stages.TypeBool, Default: false, Doc: "average the y-anchored loss with the x-anchored one"},
 	}
 	params = append(params, network.TrainParams(20, 1024, 1e-4)...)
+	params = append(params, network.BackboneLRParam(1))
 	return stages.Description{
-		Kind: Kind, Version: "1",
+		Kind: Kind, Version: "2",
 		Doc:    "fine-tune AlexNet to one ROI with the contrastive loss of the poster (Eq. 1)",
 		Params: params,
 		Inputs: []stages.PortSpec{
@@ -92,6 +93,7 @@ func (stage) Run(ctx context.Context, req *stages.Request) error {
 	for k, v := range head.InitWeights(tc.Seed) {
 		w[k] = v
 	}
+	tc.LRScale = network.BackboneLRScale(cfg, p.Float("backbone_lr_scale"))
 	obj := Objective(cfg, head, d, p.Float("temperature"), p.String("denominator"), p.Bool("symmetric"), p.Float("dropout"))
 	fmt.Fprintf(req.Log, "%s: subject %s roi %s: %d voxels, %d train / %d val images, %s %dpx, head %d->%d\n",
 		req.Instance, d.Subject, d.ROI, d.V, d.Train.N, d.Val.N, cfg.Arch, cfg.ImageSize, head.V1, head.V2)

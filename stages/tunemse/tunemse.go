@@ -23,6 +23,8 @@ type stage struct{}
 // New returns the tune-mse stage kind.
 func New() stages.Stage { return stage{} }
 
+func f64p(v float64) *float64 { return &v }
+
 // Describe implements stages.Stage.
 func (stage) Describe() stages.Description {
 	params := []stages.ParamSpec{
@@ -30,8 +32,11 @@ func (stage) Describe() stages.Description {
 		{Name: "roi", Type: stages.TypeString, Default: "", Doc: "ROI whose responses the network regresses onto (required; usually bound by foreach)"},
 	}
 	params = append(params, network.TrainParams(20, 1024, 1e-4)...)
+	params = append(params, network.BackboneLRParam(1),
+		stages.ParamSpec{Name: "head_init_scale", Type: stages.TypeFloat, Default: 0.0, Min: f64p(0),
+			Doc: "scale of the read-out's initial weights relative to torch's Linear init (0 = start from predicting 0, so the first loss is 1 on z-scored responses instead of the random head's error on 1000 large logits)"})
 	return stages.Description{
-		Kind: Kind, Version: "1",
+		Kind: Kind, Version: "2",
 		Doc:    "fine-tune AlexNet + a linear read-out to one ROI's responses by MSE",
 		Params: params,
 		Inputs: []stages.PortSpec{
@@ -72,8 +77,12 @@ func (stage) Run(ctx context.Context, req *stages.Request) error {
 	// init is ours alone; adding the head to it avoids a second copy of f_A.
 	w := init
 	for k, v := range head.InitWeights(tc.Seed) {
+		for i := range v.Data {
+			v.Data[i] *= float32(p.Float("head_init_scale"))
+		}
 		w[k] = v
 	}
+	tc.LRScale = network.BackboneLRScale(cfg, p.Float("backbone_lr_scale"))
 	obj := Objective(cfg, head, d, p.Float("dropout"))
 	fmt.Fprintf(req.Log, "%s: subject %s roi %s: %d voxels, %d train / %d val images, %s %dpx\n",
 		req.Instance, d.Subject, d.ROI, d.V, d.Train.N, d.Val.N, cfg.Arch, cfg.ImageSize)
