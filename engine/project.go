@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/voxflow/voxflow/cache"
 	"github.com/voxflow/voxflow/engine/spec"
@@ -103,6 +102,3 @@ func artifacts(ctx context.Context, store *cache.Store, inst *spec.Instance, out
 	}
 	return in, true, nil
 }
-
-// timeoutOf returns the stage's timeout.
-func timeoutOf(inst *spec.Instance) time.Duration { return inst.Stage.Timeout }
