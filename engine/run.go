@@ -221,6 +221,7 @@ func (r *Runner) Run(ctx context.Context, p *Project, opt RunOptions) (*RunResul
 			}
 			if reason := r.unsatisfiable(st, opt); reason != "" {
 				err := fmt.Errorf("%s: %s", st.inst.ID, reason)
+				r.Display.Started(st.inst.ID)
 				r.Display.Finished(st.inst.ID, StatusFailed, 0, err, nil)
 				finish(instResult{st: st, status: StatusFailed, err: err})
 				continue

@@ -482,3 +482,35 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+func TestResourcesBoundLocalRuns(t *testing.T) {
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "trace")
+	writeFile(t, filepath.Join(dir, "r.yaml"), fmt.Sprintf(`name: r
+stages:
+  gpu:
+    uses: command
+    resources: {gpus: 1}
+    with: {cmd: 'true'}
+  big1:
+    uses: command
+    resources: {cpus: 2, memory: 1GiB}
+    with: {cmd: 'echo start >> %[1]s; sleep 0.5; echo end >> %[1]s'}
+  big2:
+    uses: command
+    resources: {cpus: 2, memory: 1GiB}
+    with: {cmd: 'echo start >> %[1]s; sleep 0.5; echo end >> %[1]s; echo 2 > two'}
+`, trace))
+	r := vox(t, dir, "run", "r.yaml", "--keep-going", "--plain", "--cpus", "2", "-j", "4")
+	if r.code != 1 || !strings.Contains(r.stdout+r.stderr, "needs 1 GPU(s), this run has 0") {
+		t.Fatalf("a GPU stage on a GPU-less run must fail clearly:\n%s", r)
+	}
+	// Two 2-CPU stages on a 2-CPU budget run one after the other.
+	if got := readFile(t, trace); got != "start\nend\nstart\nend\n" {
+		t.Fatalf("CPU budget not respected, trace:\n%s", got)
+	}
+	r = vox(t, dir, "run", "r.yaml", "--plain", "--gpus", "1", "--memory", "512MiB", "--force", "big1")
+	if r.code != 1 || !strings.Contains(r.stdout+r.stderr, "needs 1024 MB of memory, this run allows 512 MB") {
+		t.Fatalf("memory budget:\n%s", r)
+	}
+}
