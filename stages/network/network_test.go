@@ -218,3 +218,34 @@ func TestLayersCapture(t *testing.T) {
 		t.Error("unknown layer accepted")
 	}
 }
+
+func TestInitWeightsKaiming(t *testing.T) {
+	cfg := Mini(10)
+	w, err := cfg.InitWeightsScheme(3, InitKaiming)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckWeights(cfg.Params(), w); err != nil {
+		t.Fatal(err)
+	}
+	std := func(x []float32) float64 {
+		var s float64
+		for _, v := range x {
+			s += float64(v) * float64(v)
+		}
+		return math.Sqrt(s / float64(len(x)))
+	}
+	// features.3: 48 x 16 x 5 x 5, fan_out 48*25.
+	if got, want := std(w["features.3.weight"].Data), math.Sqrt(2.0/(48*25)); math.Abs(got-want) > 0.1*want {
+		t.Errorf("features.3.weight std %.4g, want %.4g", got, want)
+	}
+	if got := std(w["classifier.4.weight"].Data); math.Abs(got-0.01) > 0.001 {
+		t.Errorf("classifier.4.weight std %.4g, want 0.01", got)
+	}
+	if got := std(w["features.0.bias"].Data); got != 0 {
+		t.Errorf("bias not zero: std %g", got)
+	}
+	if _, err := cfg.InitWeightsScheme(3, "xavier"); err == nil {
+		t.Error("unknown scheme accepted")
+	}
+}

@@ -151,3 +151,30 @@ func TestAdamWMatchesTorch(t *testing.T) {
 		t.Errorf("AdamW differs from torch by up to %g", maxd)
 	}
 }
+
+// LRScale 0 freezes a parameter; other parameters still train.
+func TestFitLRScaleFreezes(t *testing.T) {
+	obj, init := regression(64, 4)
+	obj.Trainable = append(obj.Trainable, ParamSpec{"frozen", []int{1}})
+	loss := obj.Loss
+	obj.Loss = func(p map[string]*Node, batch []*Node, train bool) (*Node, map[string]*Node) {
+		l, s := loss(p, batch, train)
+		return Add(l, ReduceAllSum(Square(p["frozen"]))), s
+	}
+	init["frozen"] = filled(3, 1)
+	cfg := TrainConfig{Epochs: 3, BatchSize: 16, LR: 0.05, Seed: 1, LRScale: map[string]float64{"frozen": 0}}
+	res, err := Fit(context.Background(), testBackend(t), obj, init, 64, 64, cfg, nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Best["frozen"].Data[0]; got != 3 {
+		t.Errorf("frozen parameter moved: %v", got)
+	}
+	var moved bool
+	for _, v := range res.Best["w"].Data {
+		moved = moved || v != 0
+	}
+	if !moved {
+		t.Error("unscaled parameter did not train")
+	}
+}

@@ -26,6 +26,12 @@ const Kind = "pretrain"
 // InitRandom is the init value that starts from torch-style random weights.
 const InitRandom = "random"
 
+// Values of param loss_classes.
+const (
+	LossDataClasses = "data"
+	LossAllClasses  = "all"
+)
+
 type stage struct{}
 
 // New returns the pretrain stage kind.
@@ -40,6 +46,8 @@ func (stage) Describe() stages.Description {
 		{Name: "image_size", Type: stages.TypeInt, Default: int64(0), Min: f64p(0), Doc: "input size (0 = the arch's: 64 mini, 224 alexnet)"},
 		{Name: "num_classes", Type: stages.TypeInt, Default: int64(1000), Min: f64p(1), Doc: "output units (1000 as AlexNet, so downstream features are 1000-d); must cover the data's classes"},
 		{Name: "init", Type: stages.TypeString, Default: InitRandom, Doc: "\"random\" or the path of a safetensors weights file with torchvision names"},
+		{Name: "loss_classes", Type: stages.TypeString, Default: LossDataClasses, Enum: []string{LossDataClasses, LossAllClasses},
+			Doc: "data: the softmax covers only the data's classes (the other outputs of the 1000-d layer keep their init and serve as extra random read-outs of the penultimate layer); all: every output, so training first spends its steps pushing the unused logits down"},
 		{Name: "init_scheme", Type: stages.TypeString, Default: network.InitKaiming, Enum: network.InitSchemes,
 			Doc: "random init: kaiming (He normal convs, normal(0, 0.01) linears, zero biases; trains from scratch without BatchNorm) or torch (torchvision AlexNet's default uniform init)"},
 	}
@@ -125,12 +133,16 @@ func (stage) Run(ctx context.Context, req *stages.Request) error {
 	defer backend.Finalize()
 	fmt.Fprintf(req.Log, "%s: %s %dpx on %s (%d classes): %d train / %d val images\n",
 		req.Instance, cfg.Arch, cfg.ImageSize, m.Source, len(m.Classes), train.N, val.N)
-	res, err := network.Fit(ctx, backend, Objective(cfg, train, val, p.Float("dropout")), w, train.N, val.N, tc,
+	lossK := cfg.NumClasses
+	if p.String("loss_classes") == LossDataClasses {
+		lossK = len(m.Classes)
+	}
+	res, err := network.Fit(ctx, backend, Objective(cfg, train, val, p.Float("dropout"), lossK), w, train.N, val.N, tc,
 		network.ProgressReporter(req.Progress), req.Log)
 	if err != nil {
 		return fmt.Errorf("%s: %w", req.Instance, err)
 	}
-	acc, err := Accuracy(backend, cfg, res.Best, val, p.Int("batch_size"))
+	acc, err := Accuracy(backend, cfg, res.Best, val, p.Int("batch_size"), lossK)
 	if err != nil {
 		return err
 	}
@@ -161,8 +173,8 @@ func importWeights(path string, cfg *network.Config) (network.Weights, error) {
 }
 
 // Objective is cross-entropy classification with dropout masks while
-// training.
-func Objective(cfg network.Config, train, val *network.ClassSplit, dropout float64) network.Objective {
+// training, over the first k outputs (k = cfg.NumClasses for all).
+func Objective(cfg network.Config, train, val *network.ClassSplit, dropout float64, k int) network.Objective {
 	return network.Objective{
 		Trainable: cfg.Params(),
 		Loss: func(p map[string]*Node, batch []*Node, training bool) (*Node, map[string]*Node) {
@@ -171,6 +183,9 @@ func Objective(cfg network.Config, train, val *network.ClassSplit, dropout float
 				masks = batch[2:4]
 			}
 			logits, _ := cfg.Forward(p, network.Normalize(batch[0]), masks, "")
+			if k < cfg.NumClasses {
+				logits = Slice(logits, AxisRange(), AxisRange(0, k))
+			}
 			return network.CrossEntropy(logits, batch[1]), nil
 		},
 		Batch: func(split string, idx []int, rng *rand.Rand) ([]*tensors.Tensor, error) {
@@ -191,8 +206,9 @@ func Objective(cfg network.Config, train, val *network.ClassSplit, dropout float
 	}
 }
 
-// Accuracy is the top-1 accuracy of weights w on split s.
-func Accuracy(backend network.BackendT, cfg network.Config, w network.Weights, s *network.ClassSplit, batch int) (float64, error) {
+// Accuracy is the top-1 accuracy of weights w on split s, over the first
+// k outputs.
+func Accuracy(backend network.BackendT, cfg network.Config, w network.Weights, s *network.ClassSplit, batch, k int) (float64, error) {
 	pr, err := network.NewPredictor(backend, cfg, w, "output")
 	if err != nil {
 		return 0, err
@@ -202,14 +218,14 @@ func Accuracy(backend network.BackendT, cfg network.Config, w network.Weights, s
 	sz := 3 * cfg.ImageSize * cfg.ImageSize
 	for lo := 0; lo < s.N; lo += batch {
 		hi := min(lo+batch, s.N)
-		out, k, err := pr.Run(s.Images[lo*sz:hi*sz], hi-lo)
+		out, d, err := pr.Run(s.Images[lo*sz:hi*sz], hi-lo)
 		if err != nil {
 			return 0, err
 		}
 		for i := range hi - lo {
 			best := 0
-			for j := range k {
-				if out[i*k+j] > out[i*k+best] {
+			for j := range min(k, d) {
+				if out[i*d+j] > out[i*d+best] {
 					best = j
 				}
 			}

@@ -27,15 +27,22 @@ func request(t *testing.T, inputs map[string][]stages.Artifact, over stages.Para
 }
 
 // TestTrainClassification pretrains alexnet-mini on a small learnable
-// classification set: the loss drops and validation accuracy beats chance.
+// classification set, with both init schemes and loss_classes settings:
+// the loss drops and validation accuracy beats chance.
 func TestTrainClassification(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "data")
 	if err := nettest.WriteClassification(dataDir, 64, 4, nettest.NSDSizes{Train: 128, Val: 64, Test: 16}, 1); err != nil {
 		t.Fatal(err)
 	}
+	for _, tc := range []struct{ init, classes string }{{network.InitTorch, LossAllClasses}, {network.InitKaiming, LossDataClasses}} {
+		t.Run(tc.init+"/"+tc.classes, func(t *testing.T) { trainClassification(t, dataDir, tc.init, tc.classes) })
+	}
+}
+
+func trainClassification(t *testing.T, dataDir, init, classes string) {
 	req := request(t, map[string][]stages.Artifact{"data": {{Path: dataDir, Stage: "data"}}}, stages.Params{
 		"epochs": int64(5), "batch_size": int64(32), "lr": 2e-3, "num_classes": int64(10), "seed": int64(1),
-		"warmup_epochs": 0.5, "patience": int64(0), "dropout": 0.0,
+		"warmup_epochs": 0.5, "patience": int64(0), "dropout": 0.0, "init_scheme": init, "loss_classes": classes,
 	})
 	if err := New().Run(context.Background(), req); err != nil {
 		t.Fatalf("run: %v\n%s", err, req.Log)
