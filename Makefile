@@ -46,7 +46,7 @@ bench: deps build
 
 demo: deps build
 	$(BIN)/voxflow run specs/demo.yaml
-	$(BIN)/voxflow compare specs/demo.yaml
+	$(BIN)/voxflow report specs/demo.yaml -o demo-report.html
 
 lint:
 	$(GO) vet ./...

@@ -8,30 +8,48 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/voxflow/voxflow/cache"
 	"github.com/voxflow/voxflow/engine/htmlreport"
+	"github.com/voxflow/voxflow/engine/spec"
 )
 
 func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("report", "RUN -o report.html", stderr)
-	cacheDir := fs.String("cache", "", "cache directory (default $VOXFLOW_CACHE or ./.voxflow)")
+	fs := newFlagSet("report", "RUN|SPEC [-o report.html]", stderr)
+	cacheDir := fs.String("cache", "", "cache directory (default: beside the spec, or $VOXFLOW_CACHE, or ./.voxflow)")
+	variant := fs.String("variant", "", "with SPEC: the latest run of this variant")
 	out := fs.String("o", "report.html", "output HTML file")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
-	arg, err := onePositional(pos, "RUN")
+	arg, err := onePositional(pos, "RUN or SPEC")
 	if err != nil {
 		return err
 	}
-	id, err := strconv.ParseInt(arg, 10, 64)
-	if err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("RUN %q: want a run ID (see voxflow status)", arg)}
+	specPath := ""
+	id, perr := strconv.ParseInt(arg, 10, 64)
+	if perr != nil {
+		specPath = arg
 	}
-	store, err := openStore(ctx, *cacheDir, "")
+	store, err := openStore(ctx, *cacheDir, specPath)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	if specPath != "" {
+		s, err := spec.Load(specPath, spec.Options{})
+		if s == nil {
+			return &exitError{code: 1, err: err}
+		}
+		r, ok, err := store.LatestRun(ctx, s.Name, *variant)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%s has no runs in this cache yet: voxflow run %s", s.Name, specPath)
+		}
+		id = r.ID
+	}
 	rep, err := htmlreport.Build(ctx, store, id)
 	if err != nil {
 		return err
@@ -51,7 +69,34 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := os.Rename(tmp, *out); err != nil {
 		return err
 	}
+	if err := printHeadlines(ctx, store, id, stdout); err != nil {
+		return err
+	}
 	abs, _ := filepath.Abs(*out)
-	fmt.Fprintf(stdout, "report: %s (%d figures, %d instances)\n", abs, len(rep.Figures), len(rep.Rows))
+	fmt.Fprintf(stdout, "report: %s (run %d, %d figures, %d instances)\n", abs, id, len(rep.Figures), len(rep.Rows))
+	return nil
+}
+
+// printHeadlines prints the headline table of every report stage the run
+// used: the numbers a person looks at first.
+func printHeadlines(ctx context.Context, store *cache.Store, runID int64, w io.Writer) error {
+	exs, err := store.RunExecutions(ctx, runID)
+	if err != nil {
+		return err
+	}
+	for _, e := range exs {
+		if e.Kind != "report" || e.Output == "" {
+			continue
+		}
+		dir, err := store.Path(ctx, e.Output)
+		if err != nil {
+			return err
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "headline.md"))
+		if err != nil {
+			continue
+		}
+		fmt.Fprintf(w, "%s: mean test r per ROI group\n\n%s\n", e.Instance, b)
+	}
 	return nil
 }

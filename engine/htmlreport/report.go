@@ -130,6 +130,12 @@ func figures(ctx context.Context, store *cache.Store, instance string, out cache
 			return err
 		}
 		rel, _ := filepath.Rel(root, p)
+		if mime == "image/png" {
+			// The same figure as SVG is sharper and smaller: show that one.
+			if _, err := os.Stat(strings.TrimSuffix(p, filepath.Ext(p)) + ".svg"); err == nil {
+				return nil
+			}
+		}
 		figs = append(figs, Figure{Instance: instance, Name: rel,
 			DataURI: template.URL("data:" + mime + ";base64," + base64.StdEncoding.EncodeToString(b))})
 		return nil

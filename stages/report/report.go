@@ -12,7 +12,8 @@
 //	                      the diagonal
 //	improved.{png,svg}    % of voxels whose r improves, CL vs control and CL
 //	                      vs MSE, per ROI
-//	curves.{png,svg}      validation loss per epoch of every tuned network
+//	curves-<stage>.{png,svg}  validation loss per epoch of each tuned network
+//	                      of one training stage
 //	probe.{png,svg}       probe top-1 accuracy per dataset and network
 //
 // OutDir/headline.md and headline.json hold the headline table (mean r per
@@ -49,7 +50,7 @@ func New() stages.Stage { return Stage{} }
 func (Stage) Describe() stages.Description {
 	return stages.Description{
 		Kind:    "report",
-		Version: "1",
+		Version: "2",
 		Doc:     "figures (PNG+SVG) and the headline table from ridge, probe and training outputs",
 		Isolate: "inline",
 		Params: []stages.ParamSpec{
@@ -130,8 +131,25 @@ func (Stage) Run(ctx context.Context, req *stages.Request) error {
 		{"groups", func() (*plot.Plot, error) { return groupsPlot(rms, nets, title) }},
 		{"scatter", func() (*plot.Plot, error) { return scatterPlot(rms, cl, control, title) }},
 		{"improved", func() (*plot.Plot, error) { return improvedPlot(rms, cl, control, mse, title) }},
-		{"curves", func() (*plot.Plot, error) { return curvesPlot(req.Inputs["curves"], title) }},
+
 		{"probe", func() (*plot.Plot, error) { return probePlot(req.Inputs["probe"], title) }},
+	}
+	// One curves figure per training stage: CL and MSE losses live on
+	// different scales.
+	byStage := map[string][]stages.Artifact{}
+	var stageOrder []string
+	for _, a := range req.Inputs["curves"] {
+		if _, ok := byStage[a.Stage]; !ok {
+			stageOrder = append(stageOrder, a.Stage)
+		}
+		byStage[a.Stage] = append(byStage[a.Stage], a)
+	}
+	for _, st := range stageOrder {
+		arts := byStage[st]
+		steps = append(steps, struct {
+			name string
+			fn   func() (*plot.Plot, error)
+		}{"curves-" + st, func() (*plot.Plot, error) { return curvesPlot(arts, strings.TrimSpace(title+" "+st)) }})
 	}
 	for i, s := range steps {
 		if err := ctx.Err(); err != nil {
@@ -469,10 +487,18 @@ func probePlot(arts []stages.Artifact, title string) (*plot.Plot, error) {
 		if ds == "" {
 			ds = label(a)
 		}
+		// Networks of one stage fanned out over subjects and ROIs
+		// ("probe_cl[FFA-1,subj01]") are averaged into one bar per stage.
 		r := row{dataset: ds, acc: map[string]float64{}}
+		count := map[string]int{}
 		for n, v := range m {
-			r.acc[n] = v["top1"]
-			nets[n] = true
+			base, _, _ := strings.Cut(n, "[")
+			r.acc[base] += v["top1"]
+			count[base]++
+			nets[base] = true
+		}
+		for n := range r.acc {
+			r.acc[n] /= float64(count[n])
 		}
 		rows = append(rows, r)
 	}
@@ -485,7 +511,7 @@ func probePlot(arts []stages.Artifact, title string) (*plot.Plot, error) {
 	}
 	sort.Strings(names)
 	p := plot.New()
-	p.Title.Text = strings.TrimSpace(title + " probe top-1 accuracy")
+	p.Title.Text = strings.TrimSpace(title + " probe top-1 accuracy (mean over tuned networks)")
 	p.Y.Label.Text = "top-1 accuracy (test split)"
 	p.Legend.Top = true
 	w := vg.Points(240 / float64(len(names)*len(rows)))

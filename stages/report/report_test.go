@@ -84,7 +84,7 @@ func TestReportDrawsEveryFigureAndHeadline(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, f := range []string{"groups", "scatter", "improved", "curves", "probe"} {
+	for _, f := range []string{"groups", "scatter", "improved", "curves-tune_cl", "probe"} {
 		fh, err := os.Open(filepath.Join(out, "figures", f+".png"))
 		if err != nil {
 			t.Fatalf("figure %s: %v", f, err)
