@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/voxflow/voxflow/stages"
 )
 
 // encodeJSON writes a plain value (string, bool, ints, floats, slices and
@@ -117,45 +119,7 @@ func decodeJSON(s string) (any, error) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("decode plain value %q: %w", truncate(s, 80), err)
 	}
-	return normalise(v)
-}
-
-func normalise(v any) (any, error) {
-	switch x := v.(type) {
-	case json.Number:
-		s := x.String()
-		if strings.ContainsAny(s, ".eE") {
-			f, err := x.Float64()
-			if err != nil {
-				return nil, fmt.Errorf("number %s: %w", s, err)
-			}
-			return f, nil
-		}
-		i, err := x.Int64()
-		if err != nil {
-			return nil, fmt.Errorf("integer %s: %w", s, err)
-		}
-		return i, nil
-	case []any:
-		for i, e := range x {
-			n, err := normalise(e)
-			if err != nil {
-				return nil, err
-			}
-			x[i] = n
-		}
-		return x, nil
-	case map[string]any:
-		for k, e := range x {
-			n, err := normalise(e)
-			if err != nil {
-				return nil, err
-			}
-			x[k] = n
-		}
-		return x, nil
-	}
-	return v, nil
+	return stages.PlainNumbers(v)
 }
 
 func truncate(s string, n int) string {
