@@ -48,15 +48,11 @@ func TypedNumbers(v any, path string) (any, error) {
 		}
 		return out, nil
 	case []float64:
-		out := make([]any, len(x))
+		list := make([]any, len(x))
 		for i, e := range x {
-			t, err := TypedNumbers(e, fmt.Sprintf("%s[%d]", path, i))
-			if err != nil {
-				return nil, err
-			}
-			out[i] = t
+			list[i] = e
 		}
-		return out, nil
+		return TypedNumbers(list, path)
 	}
 	return v, nil
 }
