@@ -313,3 +313,40 @@ func Subset(w Weights, specs []ParamSpec) Weights {
 	}
 	return out
 }
+
+// TuneInputs are the input ports of the fine-tuning kinds (tune-cl,
+// tune-mse): the data to tune on and the network to start from.
+func TuneInputs() []stages.PortSpec {
+	return []stages.PortSpec{
+		{Name: "data", Doc: "NSD-like data artifact"},
+		{Name: "init", Doc: "network artifact to start from (weights.safetensors + config.json)"},
+	}
+}
+
+// TuneOutputs are the output ports of the fine-tuning kinds.
+func TuneOutputs() []stages.PortSpec {
+	return []stages.PortSpec{
+		{Name: "net", Doc: "tuned network (weights.safetensors, config.json, head.safetensors)"},
+		{Name: "curve.json", Doc: "train/validation loss and images/s per epoch"},
+		{Name: "curve.png", Doc: "training curve plot"},
+		{Name: "config.json", Doc: "resolved configuration"},
+	}
+}
+
+// LoadTuneInputs reads a fine-tuning request's inputs: the starting
+// network and the (subject, roi) responses, images resized to the
+// network's input.
+func LoadTuneInputs(kind string, req *stages.Request) (Config, Weights, *ROIData, error) {
+	if len(req.Inputs["data"]) != 1 || len(req.Inputs["init"]) != 1 {
+		return Config{}, nil, nil, fmt.Errorf("%s: want one data and one init artifact, have %d and %d", kind, len(req.Inputs["data"]), len(req.Inputs["init"]))
+	}
+	cfg, init, err := LoadNet(req.Inputs["init"][0].Path)
+	if err != nil {
+		return Config{}, nil, nil, fmt.Errorf("input init: %w", err)
+	}
+	d, err := LoadROIData(req.Inputs["data"][0].Path, req.Params.String("subject"), req.Params.String("roi"), cfg.ImageSize)
+	if err != nil {
+		return Config{}, nil, nil, fmt.Errorf("input data: %w", err)
+	}
+	return cfg, init, d, nil
+}

@@ -42,18 +42,10 @@ func (stage) Describe() stages.Description {
 	params = append(params, network.BackboneLRParam(1))
 	return stages.Description{
 		Kind: Kind, Version: "2",
-		Doc:    "fine-tune AlexNet to one ROI with the contrastive loss of the poster (Eq. 1)",
-		Params: params,
-		Inputs: []stages.PortSpec{
-			{Name: "data", Doc: "NSD-like data artifact"},
-			{Name: "init", Doc: "network artifact to start from (weights.safetensors + config.json)"},
-		},
-		Outputs: []stages.PortSpec{
-			{Name: "net", Doc: "tuned network (weights.safetensors, config.json, head.safetensors)"},
-			{Name: "curve.json", Doc: "train/validation loss and images/s per epoch"},
-			{Name: "curve.png", Doc: "training curve plot"},
-			{Name: "config.json", Doc: "resolved configuration"},
-		},
+		Doc:     "fine-tune AlexNet to one ROI with the contrastive loss of the poster (Eq. 1)",
+		Params:  params,
+		Inputs:  network.TuneInputs(),
+		Outputs: network.TuneOutputs(),
 		Isolate: "process",
 	}
 }
@@ -61,16 +53,9 @@ func (stage) Describe() stages.Description {
 // Run implements stages.Stage.
 func (stage) Run(ctx context.Context, req *stages.Request) error {
 	p := req.Params
-	if len(req.Inputs["data"]) != 1 || len(req.Inputs["init"]) != 1 {
-		return fmt.Errorf("%s: want one data and one init artifact, have %d and %d", Kind, len(req.Inputs["data"]), len(req.Inputs["init"]))
-	}
-	cfg, init, err := network.LoadNet(req.Inputs["init"][0].Path)
+	cfg, init, d, err := network.LoadTuneInputs(Kind, req)
 	if err != nil {
-		return fmt.Errorf("input init: %w", err)
-	}
-	d, err := network.LoadROIData(req.Inputs["data"][0].Path, p.String("subject"), p.String("roi"), cfg.ImageSize)
-	if err != nil {
-		return fmt.Errorf("input data: %w", err)
+		return err
 	}
 	head := network.Head{In: cfg.NumClasses, Voxels: d.V, V1: p.Int("v1"), V2: p.Int("v2")}
 	if head.V1 > d.V {

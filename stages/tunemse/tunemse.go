@@ -37,18 +37,10 @@ func (stage) Describe() stages.Description {
 			Doc: "scale of the read-out's initial weights relative to torch's Linear init (0 = start from predicting 0, so the first loss is 1 on z-scored responses instead of the random head's error on 1000 large logits)"})
 	return stages.Description{
 		Kind: Kind, Version: "2",
-		Doc:    "fine-tune AlexNet + a linear read-out to one ROI's responses by MSE",
-		Params: params,
-		Inputs: []stages.PortSpec{
-			{Name: "data", Doc: "NSD-like data artifact"},
-			{Name: "init", Doc: "network artifact to start from"},
-		},
-		Outputs: []stages.PortSpec{
-			{Name: "net", Doc: "tuned network (weights.safetensors, config.json, head.safetensors)"},
-			{Name: "curve.json", Doc: "train/validation loss and images/s per epoch"},
-			{Name: "curve.png", Doc: "training curve plot"},
-			{Name: "config.json", Doc: "resolved configuration"},
-		},
+		Doc:     "fine-tune AlexNet + a linear read-out to one ROI's responses by MSE",
+		Params:  params,
+		Inputs:  network.TuneInputs(),
+		Outputs: network.TuneOutputs(),
 		Isolate: "process",
 	}
 }
@@ -56,16 +48,9 @@ func (stage) Describe() stages.Description {
 // Run implements stages.Stage.
 func (stage) Run(ctx context.Context, req *stages.Request) error {
 	p := req.Params
-	if len(req.Inputs["data"]) != 1 || len(req.Inputs["init"]) != 1 {
-		return fmt.Errorf("%s: want one data and one init artifact, have %d and %d", Kind, len(req.Inputs["data"]), len(req.Inputs["init"]))
-	}
-	cfg, init, err := network.LoadNet(req.Inputs["init"][0].Path)
+	cfg, init, d, err := network.LoadTuneInputs(Kind, req)
 	if err != nil {
-		return fmt.Errorf("input init: %w", err)
-	}
-	d, err := network.LoadROIData(req.Inputs["data"][0].Path, p.String("subject"), p.String("roi"), cfg.ImageSize)
-	if err != nil {
-		return fmt.Errorf("input data: %w", err)
+		return err
 	}
 	head := network.MSEHead{In: cfg.NumClasses, Voxels: d.V}
 	tc := network.TrainConfigFrom(p)
