@@ -3,12 +3,13 @@ package cache
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+	"github.com/mattn/go-sqlite3" // also registers the "sqlite3" driver
 )
 
 // DefaultGrace is how long GC leaves alone objects, temp files and executions
@@ -45,7 +46,7 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		return nil, err
 	}
 	path := filepath.Join(o.dir, "index.db")
-	db, err := openDB(ctx, path)
+	db, err := openDBRetry(ctx, path)
 	if err != nil {
 		return nil, err
 	}
@@ -54,6 +55,27 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	return &Store{Objects: o, db: db, Grace: DefaultGrace}, nil
+}
+
+// openDBRetry opens index.db, waiting out another process that holds the
+// database while it switches a fresh file to WAL mode: that switch needs an
+// exclusive lock and SQLite reports SQLITE_BUSY for it at once, without the
+// busy handler, so two `voxflow run`s starting on a new cache would
+// otherwise collide.
+func openDBRetry(ctx context.Context, path string) (*sql.DB, error) {
+	deadline := time.Now().Add(15 * time.Second)
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
+		db, err := openDB(ctx, path)
+		var se sqlite3.Error
+		if err == nil || !errors.As(err, &se) || (se.Code != sqlite3.ErrBusy && se.Code != sqlite3.ErrLocked) || time.Now().After(deadline) {
+			return db, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
 }
 
 // openDB opens index.db with the pragmas described at Open, applied by the
