@@ -145,7 +145,11 @@ func WriteClassification(dir string, size, k int, sz NSDSizes, seed uint64) erro
 	for i := range classes {
 		classes[i] = fmt.Sprintf("class%d", i)
 	}
-	for sp, n := range map[string]int{data.SplitTrain: sz.Train, data.SplitVal: sz.Val, data.SplitTest: sz.Test} {
+	counts := map[string]int{data.SplitTrain: sz.Train, data.SplitVal: sz.Val, data.SplitTest: sz.Test}
+	// Splits in a fixed order: they share one RNG, so map order would make
+	// the images differ from run to run.
+	for _, sp := range data.Splits() {
+		n := counts[sp]
 		img := make([]uint8, n*3*size*size)
 		lab := make([]int32, n)
 		for i := range n {
