@@ -2,7 +2,7 @@
 # Installs what voxflow's build, tests and demo need on a fresh Debian 12
 # machine. Idempotent: installs only what is missing.
 set -euo pipefail
-pkgs=(gcc make libsqlite3-dev libopenblas-dev
+pkgs=(gcc make libsqlite3-dev libopenblas-dev libdnnl-dev
       python3-numpy python3-scipy python3-sklearn python3-torch
       slurm-wlm munge chromium protobuf-compiler dataset-fashion-mnist)
 missing=()

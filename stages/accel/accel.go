@@ -51,6 +51,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync/atomic"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/backends/simplego"
@@ -77,6 +78,9 @@ type Config struct {
 	// pooling kernels and patches in only the missing ops: slow, for
 	// checking the numerics of the OpenBLAS paths.
 	StockKernels bool
+	// Im2colConv runs float32 convolutions as im2col + OpenBLAS sgemm
+	// instead of oneDNN: slower, for comparing the two.
+	Im2colConv bool
 }
 
 // New returns the backend cfg asks for. For "go" it is gomlx's pure-Go
@@ -100,6 +104,23 @@ type Backend struct {
 	*simplego.Backend
 	threads int
 	stock   bool
+	im2col  bool // convolutions on im2col + sgemm rather than oneDNN
+	// convPaths counts the float32 2-D convolutions built, by the kernel
+	// that runs them: oneDNN's three primitives, then im2col.
+	convPaths [4]atomic.Int64
+}
+
+// ConvPaths reports how many float32 2-D convolutions graphs built on b
+// run on each kernel: "forward", "backward-data", "backward-weights"
+// (oneDNN) and "im2col" (OpenBLAS). A model whose convolutions should all
+// reach oneDNN can check that none fell back.
+func (b *Backend) ConvPaths() map[string]int64 {
+	out := map[string]int64{}
+	for k := range convKind(3) {
+		out[k.String()] = b.convPaths[k].Load()
+	}
+	out["im2col"] = b.convPaths[3].Load()
+	return out
 }
 
 var _ backends.Backend = (*Backend)(nil)
@@ -116,7 +137,7 @@ func newGo(cfg Config) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("accel: create gomlx go backend: %w", err)
 	}
-	return &Backend{Backend: sg.(*simplego.Backend), threads: threads, stock: cfg.StockKernels}, nil
+	return &Backend{Backend: sg.(*simplego.Backend), threads: threads, stock: cfg.StockKernels, im2col: cfg.Im2colConv}, nil
 }
 
 // Name implements backends.Backend.

@@ -88,9 +88,10 @@ func benchLayer(b *testing.B, flops float64, exe *Exec, args ...any) {
 	b.ReportMetric(rateCPU/refCPU, "x-sgemm-cpu")
 }
 
-// conv2 of AlexNet at 224x224: 64 -> 192 channels, 5x5, pad 2, 27x27.
+// conv2 of AlexNet at 224x224 and batch 32: 64 -> 192 channels, 5x5,
+// pad 2, 27x27.
 const (
-	cvB, cvC, cvO, cvH, cvK = 8, 64, 192, 27, 5
+	cvB, cvC, cvO, cvH, cvK = 32, 64, 192, 27, 5
 	cvFlops                 = 2.0 * cvB * cvO * cvH * cvH * cvC * cvK * cvK
 )
 
@@ -107,20 +108,39 @@ func conv2(x, k *Node) *Node {
 	return Convolve(x, k).ChannelsAxis(images.ChannelsFirst).PaddingPerDim([][2]int{{2, 2}, {2, 2}}).Done()
 }
 
+// convPaths runs bench once per convolution kernel: oneDNN (the default)
+// and im2col + OpenBLAS sgemm.
+func convPaths(b *testing.B, bench func(b *testing.B, backend *Backend)) {
+	for _, path := range []string{"onednn", "im2col"} {
+		b.Run(path, func(b *testing.B) {
+			backend, err := New(Config{Im2colConv: path == "im2col"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(backend.Finalize)
+			bench(b, backend.(*Backend))
+		})
+	}
+}
+
+// BenchmarkConvForward times AlexNet's conv2 forward; x-sgemm is its
+// FLOP rate over raw sgemm's in the same run.
 func BenchmarkConvForward(b *testing.B) {
-	backend := newTestBackendB(b)
-	exe := MustNewExec(backend.(*Backend), func(x, k, v *Node) *Node { return conv2(x, k) })
-	benchLayer(b, cvFlops, exe, convArgs()...)
+	convPaths(b, func(b *testing.B, backend *Backend) {
+		exe := MustNewExec(backend, func(x, k, v *Node) *Node { return conv2(x, k) })
+		benchLayer(b, cvFlops, exe, convArgs()...)
+	})
 }
 
 // BenchmarkConvBackward times both gradient convolutions (input and
 // kernel), 2x the forward FLOPs.
 func BenchmarkConvBackward(b *testing.B) {
-	backend := newTestBackendB(b)
-	exe := MustNewExec(backend.(*Backend), func(x, k, v *Node) []*Node {
-		return Gradient(ReduceAllSum(Mul(conv2(x, k), v)), x, k)
+	convPaths(b, func(b *testing.B, backend *Backend) {
+		exe := MustNewExec(backend, func(x, k, v *Node) []*Node {
+			return Gradient(ReduceAllSum(Mul(conv2(x, k), v)), x, k)
+		})
+		benchLayer(b, 2*cvFlops, exe, convArgs()...)
 	})
-	benchLayer(b, 2*cvFlops, exe, convArgs()...)
 }
 
 // fc6 of AlexNet: 9216 -> 4096 at batch 32.

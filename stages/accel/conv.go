@@ -2,6 +2,7 @@ package accel
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/backends/shapeinference"
@@ -26,6 +27,7 @@ type convParams struct {
 	stride, kdil, idil     [2]int
 	pad                    [2]int // low padding per spatial axis
 	threads                int
+	dnnl                   *dnnlConv // set when oneDNN computes this node
 }
 
 // ConvGeneral implements backends.Builder: 2-D float32 convolutions without
@@ -54,11 +56,6 @@ func (b *builder) ConvGeneral(input, kernel backends.Op, axes backends.ConvolveA
 	if err != nil {
 		return nil, fmt.Errorf("accel ConvGeneral(input %s, kernel %s): %w", xs, ks, err)
 	}
-	for i := range 2 {
-		if paddings[i][0] < 0 || paddings[i][1] < 0 {
-			return b.Builder.ConvGeneral(input, kernel, axes, strides, paddings, inputDilations, kernelDilations, 1, 1)
-		}
-	}
 	xst, kst, ost := xs.Strides(), ks.Strides(), out.Strides()
 	p := &convParams{
 		nb: xs.Dimensions[axes.InputBatch], nc: xs.Dimensions[axes.InputChannels], no: ks.Dimensions[axes.KernelOutputChannels],
@@ -74,7 +71,112 @@ func (b *builder) ConvGeneral(input, kernel backends.Op, axes backends.ConvolveA
 		pad:     [2]int{paddings[0][0], paddings[1][0]},
 		threads: b.backend.threads,
 	}
+	if !b.backend.im2col {
+		if d, kernelNode := dnnlFor(axes, xs, ks, out, strides, paddings, inputDilations, kernelDilations, in[1], b.backend.threads); d != nil {
+			p.dnnl = d
+			b.backend.convPaths[d.kind].Add(1)
+			return b.newNode(backends.OpTypeConvGeneral, out, p, in[0], kernelNode), nil
+		}
+	}
+	for i := range 2 {
+		if paddings[i][0] < 0 || paddings[i][1] < 0 {
+			return b.Builder.ConvGeneral(input, kernel, axes, strides, paddings, inputDilations, kernelDilations, 1, 1)
+		}
+	}
+	b.backend.convPaths[3].Add(1)
 	return b.newNode(backends.OpTypeConvGeneral, out, p, in[0], in[1]), nil
+}
+
+// dnnlFor maps a 2-D float32 ConvGeneral onto one of oneDNN's convolution
+// primitives, or returns nil when it is none of the three forms below. It
+// also returns the node to use as the kernel input (the operand of a
+// spatial Reverse that backward-data can read unreversed).
+//
+// gomlx builds a convolution's gradients as convolutions (graph/
+// ops_convolve.go, convVJPWrtX and convVJPWrtKernel), which is how they
+// reach this builder:
+//   - forward: NCHW input, OIHW kernel, NCHW output, no input dilation;
+//   - input gradient: NCHW output gradient, the kernel Reverse'd spatially
+//     with its channel axes swapped, the forward stride as input dilation:
+//     oneDNN's backward-data of the forward convolution;
+//   - kernel gradient: the input with batch and channel axes swapped, the
+//     output gradient as kernel, the forward stride as kernel dilation and
+//     an OIHW output: oneDNN's backward-weights.
+//
+// The first two are identities for any convolution of that layout, not only
+// for gradients; the third only matches gomlx's gradient layout.
+func dnnlFor(axes backends.ConvolveAxesConfig, xs, ks, out shapes.Shape, strides []int, paddings [][2]int,
+	idil, kdil []int, kernelNode *simplego.Node, threads int) (*dnnlConv, *simplego.Node) {
+	nchw := func(batch, channels int, spatial []int) bool {
+		return batch == 0 && channels == 1 && len(spatial) == 2 && spatial[0] == 2 && spatial[1] == 2+1
+	}
+	dense := func(v []int) bool { return v[0] == 1 && v[1] == 1 }
+	xd, kd, od := xs.Dimensions, ks.Dimensions, out.Dimensions
+	keff := func(k, dil int) int { return (k-1)*dil + 1 }
+	d := &dnnlConv{threads: threads}
+	switch {
+	case nchw(axes.InputBatch, axes.InputChannels, axes.InputSpatial) && nchw(axes.OutputBatch, axes.OutputChannels, axes.OutputSpatial) &&
+		nchw(axes.KernelOutputChannels, axes.KernelInputChannels, axes.KernelSpatial) && dense(idil):
+		d.kind = convForward
+		d.n, d.c, d.h, d.w = xd[0], xd[1], xd[2], xd[3]
+		d.o, d.kh, d.kw, d.oh, d.ow = kd[0], kd[2], kd[3], od[2], od[3]
+		for i := range 2 {
+			d.stride[i], d.dilate[i] = strides[i], kdil[i]-1
+			d.pl[i], d.pr[i] = paddings[i][0], paddings[i][1]
+		}
+	case nchw(axes.InputBatch, axes.InputChannels, axes.InputSpatial) && nchw(axes.OutputBatch, axes.OutputChannels, axes.OutputSpatial) &&
+		nchw(axes.KernelInputChannels, axes.KernelOutputChannels, axes.KernelSpatial) && dense(strides):
+		d.kind = convBackData
+		d.n, d.o, d.oh, d.ow = xd[0], xd[1], xd[2], xd[3]
+		d.c, d.h, d.w = od[1], od[2], od[3]
+		d.kh, d.kw = kd[2], kd[3]
+		for i := range 2 {
+			d.stride[i], d.dilate[i] = idil[i], kdil[i]-1
+			e := keff(kd[2+i], kdil[i])
+			d.pl[i], d.pr[i] = e-1-paddings[i][0], e-1-paddings[i][1]
+		}
+		d.flip = true
+		if m := mirror(kernelNode); m.opType == backends.OpTypeReverse && len(m.inputs) == 1 {
+			if r, ok := m.data.(*reverseParams); ok && slices.Equal(r.axes, []bool{false, false, true, true}) {
+				kernelNode, d.flip = m.inputs[0], false
+			}
+		}
+	case axes.InputBatch == 1 && axes.InputChannels == 0 && slices.Equal(axes.InputSpatial, []int{2, 3}) &&
+		axes.OutputBatch == 1 && axes.OutputChannels == 0 && slices.Equal(axes.OutputSpatial, []int{2, 3}) &&
+		nchw(axes.KernelInputChannels, axes.KernelOutputChannels, axes.KernelSpatial) && dense(idil):
+		d.kind = convBackWeights
+		d.n, d.c, d.h, d.w = xd[0], xd[1], xd[2], xd[3]
+		d.o, d.oh, d.ow = kd[1], kd[2], kd[3]
+		d.kh, d.kw = od[2], od[3]
+		for i, o := range []int{d.oh, d.ow} {
+			// The forward's right padding is implied by its output size
+			// (gomlx pads the gradient's end only to shape its output).
+			d.stride[i], d.dilate[i] = kdil[i], strides[i]-1
+			d.pl[i] = paddings[i][0]
+			d.pr[i] = (o-1)*kdil[i] + keff(od[2+i], strides[i]) - xd[2+i] - d.pl[i]
+		}
+	default:
+		return nil, nil
+	}
+	if d.n == 0 || d.c == 0 || d.o == 0 {
+		return nil, nil
+	}
+	for i, o := range []int{d.oh, d.ow} {
+		// A negative right padding only drops input rows no window
+		// reaches; the smallest non-negative one with the same output
+		// size computes the same (oneDNN wants padding >= 0).
+		in := []int{d.h, d.w}[i]
+		e := keff([]int{d.kh, d.kw}[i], d.dilate[i]+1)
+		d.pr[i] = max(0, d.pr[i])
+		if d.pl[i] < 0 || (in+d.pl[i]+d.pr[i]-e)/d.stride[i]+1 != o {
+			return nil, nil
+		}
+	}
+	d, err := newDNNLConv(d)
+	if err != nil {
+		return nil, nil
+	}
+	return d, kernelNode
 }
 
 func (p *convParams) exec(backend *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer) (*simplego.Buffer, error) {
@@ -92,6 +194,12 @@ func (p *convParams) exec(backend *simplego.Backend, node *simplego.Node, inputs
 		return nil, fmt.Errorf("accel ConvGeneral output: %w", err)
 	}
 	x, k, o := xf.([]float32), kf.([]float32), of.([]float32)
+	if p.dnnl != nil {
+		if err := p.dnnl.exec(backend, x, k, o); err != nil {
+			return nil, err
+		}
+		return out, nil
+	}
 	s := p.oh * p.ow
 	rows := p.nc * p.kh * p.kw
 	if len(o) == 0 {

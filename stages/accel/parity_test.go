@@ -21,6 +21,12 @@ import (
 // relative to the output's largest magnitude.
 func parity(t *testing.T, name string, fn func(in []*Node) []*Node, tol float64, inShapes ...[]int) {
 	t.Helper()
+	parityOn(t, newTestBackend(t), name, fn, tol, inShapes...)
+}
+
+// parityOn is parity with the patched backend given.
+func parityOn(t *testing.T, be backends.Backend, name string, fn func(in []*Node) []*Node, tol float64, inShapes ...[]int) {
+	t.Helper()
 	rng := rand.New(rand.NewPCG(uint64(len(name)), 9))
 	data := make([][]float32, len(inShapes))
 	for i, dims := range inShapes {
@@ -57,7 +63,7 @@ func parity(t *testing.T, name string, fn func(in []*Node) []*Node, tol float64,
 	}
 	defer stock.Finalize()
 	want := run(stock)
-	got := run(newTestBackend(t))
+	got := run(be)
 	for i := range want {
 		assertClose(t, fmt.Sprintf("%s output %d", name, i), got[i], want[i], tol)
 	}
@@ -127,16 +133,21 @@ func TestConvParity(t *testing.T) {
 		stride   int
 		dil      int
 		pad      [][2]int
+		im2col   bool // expected to fall back from oneDNN
 	}{
-		{"nchw-direct", []int{2, 3, 20, 18}, []int{4, 3, 3, 3}, images.ChannelsFirst, 1, 1, [][2]int{{1, 1}, {1, 1}}},
-		{"nchw-strided", []int{3, 3, 23, 23}, []int{5, 3, 5, 5}, images.ChannelsFirst, 4, 1, [][2]int{{2, 1}, {0, 2}}},
-		{"nhwc", []int{2, 9, 9, 3}, []int{3, 3, 3, 4}, images.ChannelsLast, 2, 1, nil},
-		{"narrowing", []int{2, 8, 10, 10}, []int{4, 8, 3, 3}, images.ChannelsFirst, 1, 1, [][2]int{{1, 1}, {1, 1}}},
-		{"dilated", []int{2, 2, 12, 12}, []int{3, 2, 3, 3}, images.ChannelsFirst, 1, 2, [][2]int{{2, 2}, {2, 2}}},
+		{"nchw-direct", []int{2, 3, 20, 18}, []int{4, 3, 3, 3}, images.ChannelsFirst, 1, 1, [][2]int{{1, 1}, {1, 1}}, false},
+		{"nchw-strided", []int{3, 3, 23, 23}, []int{5, 3, 5, 5}, images.ChannelsFirst, 4, 1, [][2]int{{2, 1}, {0, 2}}, false},
+		// AlexNet's conv1 geometry, scaled down: 11x11/4, pad 2, and an
+		// input whose last rows no window reaches.
+		{"alexnet-conv1", []int{3, 3, 46, 45}, []int{8, 3, 11, 11}, images.ChannelsFirst, 4, 1, [][2]int{{2, 2}, {2, 2}}, false},
+		{"nhwc", []int{2, 9, 9, 3}, []int{3, 3, 3, 4}, images.ChannelsLast, 2, 1, nil, true},
+		{"narrowing", []int{2, 8, 10, 10}, []int{4, 8, 3, 3}, images.ChannelsFirst, 1, 1, [][2]int{{1, 1}, {1, 1}}, false},
+		{"dilated", []int{2, 2, 12, 12}, []int{3, 2, 3, 3}, images.ChannelsFirst, 1, 2, [][2]int{{2, 2}, {2, 2}}, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			parity(t, c.name, func(in []*Node) []*Node {
+			be := newTestBackend(t).(*Backend)
+			parityOn(t, be, c.name, func(in []*Node) []*Node {
 				conv := Convolve(in[0], in[1]).ChannelsAxis(c.channels).Strides(c.stride).Dilations(c.dil)
 				if c.pad != nil {
 					conv = conv.PaddingPerDim(c.pad)
@@ -147,7 +158,33 @@ func TestConvParity(t *testing.T) {
 				loss := ReduceAllSum(Mul(out, out))
 				return append([]*Node{out}, Gradient(loss, in[0], in[1])...)
 			}, 1e-5, c.x, c.k)
+			// The forward and both gradients must each have reached
+			// oneDNN (or, for layouts it is not given, im2col).
+			paths := be.ConvPaths()
+			if c.im2col {
+				if paths["im2col"] != 3 {
+					t.Errorf("convolution paths %v, expected 3 on im2col", paths)
+				}
+			} else if paths["im2col"] != 0 || paths["forward"] != 1 || paths["backward-data"] != 1 || paths["backward-weights"] != 1 {
+				t.Errorf("convolution paths %v, expected one of each oneDNN primitive", paths)
+			}
 		})
+	}
+}
+
+// TestConvSwappedKernelAxes checks a convolution whose kernel is laid out
+// [in, out, kh, kw] without a Reverse in front: oneDNN computes it as
+// backward-data of the flipped kernel.
+func TestConvSwappedKernelAxes(t *testing.T) {
+	be := newTestBackend(t).(*Backend)
+	axes := backends.ConvolveAxesConfig{InputBatch: 0, InputChannels: 1, InputSpatial: []int{2, 3},
+		KernelInputChannels: 0, KernelOutputChannels: 1, KernelSpatial: []int{2, 3},
+		OutputBatch: 0, OutputChannels: 1, OutputSpatial: []int{2, 3}}
+	parityOn(t, be, "swapped-kernel", func(in []*Node) []*Node {
+		return []*Node{Convolve(in[0], in[1]).AxesConfig(axes).PaddingPerDim([][2]int{{1, 2}, {0, 1}}).Done()}
+	}, 1e-5, []int{2, 5, 9, 8}, []int{5, 3, 3, 2})
+	if p := be.ConvPaths(); p["backward-data"] != 1 || p["im2col"] != 0 {
+		t.Errorf("convolution paths %v, expected oneDNN backward-data", p)
 	}
 }
 
