@@ -39,11 +39,14 @@
 // in place through transposes and reshapes; the ReduceSum(Mul(...)) that
 // gomlx emits for DotGeneral's gradient fused back into one sgemm (without
 // it a dense layer's gradient materialises a batch x in x out tensor);
-// 2-D float32 convolutions (forward and both gradients) as im2col/col2im
-// in C plus sgemm; plane kernels for max/min/sum pooling and its gradient.
-// OpenBLAS runs single-threaded and this package splits each GEMM across
-// Config.Threads goroutines, so OpenBLAS's spinning pool never competes
-// with gomlx's parallel element-wise ops.
+// 2-D float32 convolutions (forward and both gradients) on oneDNN's
+// convolution primitives, the library PyTorch's CPU convolutions run on
+// (dnnl.go maps gomlx's gradient convolutions back onto them), with
+// im2col/col2im in C plus sgemm for layouts oneDNN is not given; plane
+// kernels for max/min/sum pooling and its gradient. OpenBLAS and oneDNN run
+// single-threaded and this package splits each GEMM or convolution batch
+// across Config.Threads goroutines, so their spinning thread pools never
+// compete with gomlx's parallel ops.
 package accel
 
 import (
