@@ -195,7 +195,7 @@ func (p *convParams) exec(backend *simplego.Backend, node *simplego.Node, inputs
 	}
 	x, k, o := xf.([]float32), kf.([]float32), of.([]float32)
 	if p.dnnl != nil {
-		if err := p.dnnl.exec(backend, x, k, o); err != nil {
+		if err := p.dnnl.exec(x, k, o); err != nil {
 			return nil, err
 		}
 		return out, nil

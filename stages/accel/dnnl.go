@@ -190,10 +190,6 @@ import (
 	"runtime"
 	"sync"
 	"unsafe"
-
-	"github.com/gomlx/gomlx/backends/simplego"
-	"github.com/gomlx/gomlx/pkg/core/dtypes"
-	"github.com/gomlx/gomlx/pkg/core/shapes"
 )
 
 // convKind is which oneDNN convolution primitive computes a ConvGeneral.
@@ -289,21 +285,25 @@ func newDNNLConv(d *dnnlConv) (*dnnlConv, error) {
 // inputs, plain layout) into out, splitting the batch across threads, each
 // with a single-threaded primitive: like OpenBLAS here, oneDNN's OpenMP
 // pool would otherwise compete with gomlx's own parallel ops for cores.
-func (d *dnnlConv) exec(backend *simplego.Backend, a, b, out []float32) error {
-	var scratch []*simplego.Buffer
+func (d *dnnlConv) exec(a, b, out []float32) error {
+	// Scratch comes from C's allocator, not the backend's buffer pool: the
+	// pool keeps buffers by size until the next GC, so a training step's
+	// peak would count every layer's scratch at once; malloc'd blocks are
+	// reused across sizes and large ones go back to the OS on free.
+	var scratch []unsafe.Pointer
 	defer func() {
-		for _, t := range scratch {
-			_ = backend.BufferFinalize(t)
+		for _, p := range scratch {
+			C.free(p)
 		}
 	}()
 	alloc := func(nbytes int) ([]float32, error) {
-		t := backend.NewBuffer(shapes.Make(dtypes.Float32, max(1, (nbytes+3)/4)))
-		scratch = append(scratch, t)
-		f, _, err := flatOf(backend, t)
-		if err != nil {
-			return nil, err
+		n := max(1, (nbytes+3)/4)
+		p := C.malloc(C.size_t(4 * n))
+		if p == nil {
+			return nil, fmt.Errorf("accel: oneDNN convolution %s: out of memory for %d bytes of scratch", d.kind, 4*n)
 		}
-		return f.([]float32), nil
+		scratch = append(scratch, p)
+		return unsafe.Slice((*float32)(p), n), nil
 	}
 	if d.flip {
 		// Backward data needs the forward kernel; a reversed one arrives
