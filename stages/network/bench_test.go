@@ -18,13 +18,13 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
-// benchBatch is the batch size of the speed benchmarks: 32, or
-// VOXFLOW_BENCH_BATCH (e.g. 256).
-func benchBatch() int {
+// benchBatches are the batch sizes the speed benchmarks compare, each as a
+// sub-benchmark: 32 and 256, or only VOXFLOW_BENCH_BATCH when it is set.
+func benchBatches() []int {
 	if v, err := strconv.Atoi(os.Getenv("VOXFLOW_BENCH_BATCH")); err == nil && v > 0 {
-		return v
+		return []int{v}
 	}
-	return 32
+	return []int{32, 256}
 }
 
 // peakRSS returns this process's VmHWM in MB.
@@ -44,9 +44,12 @@ func peakRSS() float64 {
 	return 0
 }
 
-// classObjective is plain classification (cross-entropy) on random
-// images and labels: the training workload of the speed benchmark.
+// classObjective is plain classification (cross-entropy) of random images
+// and labels, the training workload of the speed benchmark. Example i is
+// image i mod the number of images, so that the harness holds one batch of
+// images however many steps it times, as bench_torch.py does.
 func classObjective(cfg Config, imgs []uint8, labels []int32) Objective {
+	nimg := len(imgs) / (3 * cfg.ImageSize * cfg.ImageSize)
 	return Objective{
 		Trainable: cfg.Params(),
 		Loss: func(p map[string]*Node, batch []*Node, train bool) (*Node, map[string]*Node) {
@@ -59,10 +62,12 @@ func classObjective(cfg Config, imgs []uint8, labels []int32) Objective {
 		},
 		Batch: func(split string, idx []int, rng *rand.Rand) ([]*tensors.Tensor, error) {
 			lab := make([]int32, len(idx))
+			at := make([]int, len(idx))
 			for i, j := range idx {
-				lab[i] = labels[j]
+				lab[i] = labels[j%len(labels)]
+				at[i] = j % nimg
 			}
-			out := []*tensors.Tensor{GatherImages(imgs, cfg.ImageSize, idx), tensors.FromFlatDataAndDimensions(lab, len(idx))}
+			out := []*tensors.Tensor{GatherImages(imgs, cfg.ImageSize, at), tensors.FromFlatDataAndDimensions(lab, len(idx))}
 			if split == "train" {
 				out = append(out, DropoutMasks(rng, cfg, len(idx), 0.5)...)
 			}
@@ -71,8 +76,9 @@ func classObjective(cfg Config, imgs []uint8, labels []int32) Objective {
 	}
 }
 
+// speed is one phase's figures: images/s and peak RSS in MB.
 type speed struct {
-	TrainIPS, ForwardIPS, TrainRSS, ForwardRSS float64
+	IPS, RSS float64
 }
 
 // childEnv makes the test binary a single-measurement helper process (as
@@ -99,112 +105,148 @@ func TestSpeedChild(t *testing.T) {
 	fmt.Printf("SPEED %g %g\n", ips, peakRSS())
 }
 
-// measure returns training or forward images/s, excluding compilation.
+// measure returns training or forward images/s over steps batches, after
+// one untimed warm-up batch that also compiles, as bench_torch.py does. The
+// harness holds one batch of images and, for training, lets go of the
+// initial weights once Fit has them, as torch's harness holds only the
+// module's parameters.
 func measure(t testing.TB, cfg Config, phase string, batch, steps int) float64 {
 	backend := testBackend(t)
-	n := batch * steps
-	imgs := randomImages(1, n, cfg.ImageSize)
-	if phase == "train" {
-		labels := make([]int32, n)
+	imgs := randomImages(1, batch, cfg.ImageSize)
+	switch phase {
+	case "train":
+		labels := make([]int32, batch)
 		for i := range labels {
 			labels[i] = int32(i % cfg.NumClasses)
 		}
-		// Epoch 1 includes compilation; take epoch 2's own figure.
-		res, err := Fit(context.Background(), backend, classObjective(cfg, imgs, labels), cfg.InitWeights(1), n, 2,
-			TrainConfig{Epochs: 2, BatchSize: batch, LR: 1e-4, Seed: 1}, func(string, float64, float64, string, string) {}, io.Discard)
+		// One epoch of steps+1 batches, timed from the end of the first:
+		// a single epoch also leaves out the best-epoch checkpoint that
+		// a later epoch would keep beside the weights, which torch's
+		// harness does not have.
+		n := batch * (steps + 1)
+		var t0, t1 time.Time
+		report := func(_ string, done, _ float64, _, _ string) {
+			switch int(done) {
+			case batch:
+				t0 = time.Now()
+			case n:
+				t1 = time.Now()
+			}
+		}
+		if _, err := Fit(context.Background(), backend, classObjective(cfg, imgs, labels), cfg.InitWeights(1), n, 2,
+			TrainConfig{Epochs: 1, BatchSize: batch, LR: 1e-4, Seed: 1}, report, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		if t0.IsZero() || t1.IsZero() {
+			t.Fatalf("train: Fit reported no first or last step of %d", steps+1)
+		}
+		return float64(batch*steps) / t1.Sub(t0).Seconds()
+	case "forward":
+		pr, err := NewPredictor(backend, cfg, cfg.InitWeights(1), "output")
 		if err != nil {
 			t.Fatal(err)
 		}
-		return res.Curve[len(res.Curve)-1].ImagesPerSec
-	}
-	pr, err := NewPredictor(backend, cfg, cfg.InitWeights(1), "output")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pr.Close()
-	sz := 3 * cfg.ImageSize * cfg.ImageSize
-	if _, _, err := pr.Run(imgs[:batch*sz], batch); err != nil { // compile
-		t.Fatal(err)
-	}
-	start := time.Now()
-	for i := range steps {
-		if _, _, err := pr.Run(imgs[i*batch*sz:(i+1)*batch*sz], batch); err != nil {
+		defer pr.Close()
+		if _, _, err := pr.Run(imgs, batch); err != nil { // compile
 			t.Fatal(err)
 		}
+		start := time.Now()
+		for range steps {
+			if _, _, err := pr.Run(imgs, batch); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return float64(batch*steps) / time.Since(start).Seconds()
 	}
-	return float64(n) / time.Since(start).Seconds()
+	t.Fatalf("phase %q: want train or forward", phase)
+	return 0
 }
 
-// goSpeed runs each phase in its own helper process.
-func goSpeed(b *testing.B, cfg Config, batch, steps int) speed {
+// goSpeed runs one phase in its own helper process.
+func goSpeed(b *testing.B, cfg Config, phase string, batch, steps int) speed {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSpeedChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d %d", childEnv, cfg.Arch, phase, batch, steps))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		b.Fatalf("speed helper %s: %v\n%s", phase, err, out)
+	}
+	i := strings.Index(string(out), "SPEED ")
+	if i < 0 {
+		b.Fatalf("speed helper %s: no result in %q", phase, out)
+	}
 	var s speed
-	for _, phase := range []string{"train", "forward"} {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestSpeedChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d %d", childEnv, cfg.Arch, phase, batch, steps))
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			b.Fatalf("speed helper %s: %v\n%s", phase, err, out)
-		}
-		var ips, rss float64
-		i := strings.Index(string(out), "SPEED ")
-		if i < 0 {
-			b.Fatalf("speed helper %s: no result in %q", phase, out)
-		}
-		if _, err := fmt.Sscan(string(out[i+6:]), &ips, &rss); err != nil {
-			b.Fatalf("speed helper %s: %v in %q", phase, err, out)
-		}
-		if phase == "train" {
-			s.TrainIPS, s.TrainRSS = ips, rss
-		} else {
-			s.ForwardIPS, s.ForwardRSS = ips, rss
-		}
+	if _, err := fmt.Sscan(string(out[i+6:]), &s.IPS, &s.RSS); err != nil {
+		b.Fatalf("speed helper %s: %v in %q", phase, err, out)
 	}
 	return s
 }
 
-// torchSpeed runs testdata/bench_torch.py for the same workload.
-func torchSpeed(b *testing.B, cfg Config, batch, steps int) speed {
+// torchSpeed runs one phase of testdata/bench_torch.py for the same
+// workload.
+func torchSpeed(b *testing.B, cfg Config, phase string, batch, steps int) speed {
 	dir := b.TempDir()
 	if err := cfg.Save(dir); err != nil {
 		b.Fatal(err)
 	}
-	out, err := exec.Command(python, "testdata/bench_torch.py", dir+"/"+ConfigFile, fmt.Sprint(batch), fmt.Sprint(steps)).Output()
+	cmd := exec.Command(python, "testdata/bench_torch.py", dir+"/"+ConfigFile, fmt.Sprint(batch), fmt.Sprint(steps), phase)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		b.Fatalf("bench_torch.py: %v", err)
+		b.Fatalf("bench_torch.py %s: %v\n%s", phase, err, stderr.String())
 	}
 	var r struct {
-		Train, Forward       float64
-		TrainRSS, ForwardRSS float64 `json:"-"`
-		RSS                  float64 `json:"peak_rss_mb"`
+		IPS float64 `json:"img_per_s"`
+		RSS float64 `json:"peak_rss_mb"`
 	}
 	if err := json.Unmarshal(out, &r); err != nil {
-		b.Fatalf("bench_torch.py output %q: %v", out, err)
+		b.Fatalf("bench_torch.py %s output %q: %v", phase, out, err)
 	}
-	return speed{TrainIPS: r.Train, ForwardIPS: r.Forward, TrainRSS: r.RSS, ForwardRSS: r.RSS}
+	return speed{IPS: r.IPS, RSS: r.RSS}
 }
 
-func benchVsTorch(b *testing.B, cfg Config, steps int) {
-	batch := benchBatch()
-	for range b.N {
-		g := goSpeed(b, cfg, batch, steps)
-		t := torchSpeed(b, cfg, batch, steps)
-		b.ReportMetric(g.TrainIPS, "train_img/s")
-		b.ReportMetric(g.ForwardIPS, "fwd_img/s")
-		b.ReportMetric(g.TrainRSS, "train_peakRSS_MB")
-		b.ReportMetric(g.ForwardRSS, "fwd_peakRSS_MB")
-		b.ReportMetric(t.TrainIPS, "torch_train_img/s")
-		b.ReportMetric(t.ForwardIPS, "torch_fwd_img/s")
-		b.ReportMetric(t.TrainRSS, "torch_peakRSS_MB")
-		b.ReportMetric(g.TrainIPS/t.TrainIPS, "train_ratio")
-		b.ReportMetric(g.ForwardIPS/t.ForwardIPS, "fwd_ratio")
-		b.Logf("%s %dpx batch %d: train %.1f img/s (torch %.1f, ratio %.2f), forward %.1f img/s (torch %.1f, ratio %.2f), peak RSS train %.0f / fwd %.0f MB (torch %.0f MB)",
-			cfg.Arch, cfg.ImageSize, batch, g.TrainIPS, t.TrainIPS, g.TrainIPS/t.TrainIPS, g.ForwardIPS, t.ForwardIPS, g.ForwardIPS/t.ForwardIPS,
-			g.TrainRSS, g.ForwardRSS, t.TrainRSS)
+// benchVsTorch measures cfg beside PyTorch at each of benchBatches, as
+// sub-benchmarks batch32, batch256. steps gives the timed steps per batch
+// size (AlexNet at 256 takes seconds a step on two cores).
+func benchVsTorch(b *testing.B, cfg Config, steps func(batch int) int) {
+	for _, batch := range benchBatches() {
+		b.Run(fmt.Sprintf("batch%d", batch), func(b *testing.B) {
+			n := steps(batch)
+			for range b.N {
+				var g, t [2]speed // train, forward
+				for i, phase := range []string{"train", "forward"} {
+					g[i] = goSpeed(b, cfg, phase, batch, n)
+					t[i] = torchSpeed(b, cfg, phase, batch, n)
+				}
+				b.ReportMetric(g[0].IPS, "train_img/s")
+				b.ReportMetric(g[1].IPS, "fwd_img/s")
+				b.ReportMetric(g[0].RSS, "train_peakRSS_MB")
+				b.ReportMetric(g[1].RSS, "fwd_peakRSS_MB")
+				b.ReportMetric(t[0].IPS, "torch_train_img/s")
+				b.ReportMetric(t[1].IPS, "torch_fwd_img/s")
+				b.ReportMetric(t[0].RSS, "torch_train_peakRSS_MB")
+				b.ReportMetric(t[1].RSS, "torch_fwd_peakRSS_MB")
+				b.ReportMetric(g[0].IPS/t[0].IPS, "train_ratio")
+				b.ReportMetric(g[1].IPS/t[1].IPS, "fwd_ratio")
+				b.ReportMetric(g[0].RSS/t[0].RSS, "train_rss_ratio")
+				b.ReportMetric(g[1].RSS/t[1].RSS, "fwd_rss_ratio")
+				b.Logf("%s %dpx batch %d, %d timed steps: train %.1f img/s (torch %.1f, ratio %.2f), forward %.1f img/s (torch %.1f, ratio %.2f); "+
+					"peak RSS train %.0f MB (torch %.0f, ratio %.2f), forward %.0f MB (torch %.0f, ratio %.2f)",
+					cfg.Arch, cfg.ImageSize, batch, n, g[0].IPS, t[0].IPS, g[0].IPS/t[0].IPS, g[1].IPS, t[1].IPS, g[1].IPS/t[1].IPS,
+					g[0].RSS, t[0].RSS, g[0].RSS/t[0].RSS, g[1].RSS, t[1].RSS, g[1].RSS/t[1].RSS)
+			}
+		})
 	}
 }
 
-// BenchmarkMini64 compares alexnet-mini (64x64) with PyTorch 1.13 CPU.
-func BenchmarkMini64(b *testing.B) { benchVsTorch(b, Mini(1000), 4) }
+// BenchmarkMini64 compares alexnet-mini (64x64) with PyTorch 1.13 CPU:
+// 4 timed steps at batch 32, 2 at 256.
+func BenchmarkMini64(b *testing.B) {
+	benchVsTorch(b, Mini(1000), func(batch int) int { return max(2, 128/batch) })
+}
 
-// BenchmarkAlexNet224 compares AlexNet (224x224) with PyTorch 1.13 CPU.
-func BenchmarkAlexNet224(b *testing.B) { benchVsTorch(b, AlexNet(1000), 2) }
+// BenchmarkAlexNet224 compares AlexNet (224x224) with PyTorch 1.13 CPU:
+// 2 timed steps at batch 32, 1 at 256.
+func BenchmarkAlexNet224(b *testing.B) {
+	benchVsTorch(b, AlexNet(1000), func(batch int) int { return max(1, 64/batch) })
+}

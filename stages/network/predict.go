@@ -15,6 +15,7 @@ type Predictor struct {
 	names  []string
 	params []*tensors.Tensor
 	exec   *Exec
+	trim   heapTrimmer
 }
 
 // NewPredictor prepares cfg with weights w on backend, returning layer
@@ -32,8 +33,14 @@ func NewPredictor(backend backends.Backend, cfg Config, w Weights, layer string)
 	pr := &Predictor{cfg: cfg}
 	for _, p := range cfg.Params() {
 		pr.names = append(pr.names, p.Name)
-		t := w[p.Name]
-		pr.params = append(pr.params, tensors.FromFlatDataAndDimensions(t.Data, t.Shape...))
+		// A local tensor would keep its host copy beside the backend's
+		// after the first run.
+		pt, err := backendTensor(backend, w[p.Name].Data, p.Shape)
+		if err != nil {
+			pr.Close()
+			return nil, fmt.Errorf("parameter %s to backend: %w", p.Name, err)
+		}
+		pr.params = append(pr.params, pt)
 	}
 	np := len(pr.names)
 	fn := func(in []*Node) *Node {
@@ -46,9 +53,13 @@ func NewPredictor(backend backends.Backend, cfg Config, w Weights, layer string)
 	}
 	exec, err := NewExec(backend, fn)
 	if err != nil {
+		pr.Close()
 		return nil, fmt.Errorf("build forward graph: %w", err)
 	}
 	pr.exec = exec
+	// Free w, where the caller no longer holds it, before the first
+	// batch's activations.
+	pr.trim.collect()
 	return pr, nil
 }
 
@@ -63,6 +74,7 @@ func validLayer(layer string) bool {
 
 // Run computes the layer for images (uint8, n x 3 x H x W flattened, H = W =
 // the config's image size) and returns a row-major n x D float32 slice and D.
+// Like Fit's steps, it may collect garbage afterwards (heapTrimmer).
 func (pr *Predictor) Run(images []uint8, n int) ([]float32, int, error) {
 	s := pr.cfg.ImageSize
 	if len(images) != n*3*s*s {
@@ -73,23 +85,27 @@ func (pr *Predictor) Run(images []uint8, n int) ([]float32, int, error) {
 		args = append(args, t)
 	}
 	in := tensors.FromFlatDataAndDimensions(images, n, 3, s, s)
-	defer in.FinalizeAll()
 	args = append(args, in)
 	out, err := pr.exec.Exec(args...)
+	in.FinalizeAll()
 	if err != nil {
 		return nil, 0, fmt.Errorf("predict: %w", err)
 	}
-	defer out[0].FinalizeAll()
 	data, err := tensors.CopyFlatData[float32](out[0])
+	d := out[0].Shape().Dimensions[1]
+	out[0].FinalizeAll()
 	if err != nil {
 		return nil, 0, fmt.Errorf("predict: %w", err)
 	}
-	return data, out[0].Shape().Dimensions[1], nil
+	pr.trim.step()
+	return data, d, nil
 }
 
 // Close releases the compiled graph and parameter buffers.
 func (pr *Predictor) Close() {
-	pr.exec.Finalize()
+	if pr.exec != nil {
+		pr.exec.Finalize()
+	}
 	for _, t := range pr.params {
 		t.FinalizeAll()
 	}

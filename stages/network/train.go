@@ -93,7 +93,10 @@ func LRAt(base float64, step, warm, total int) float64 {
 // with AdamW, keeping the weights of the epoch with the lowest validation
 // loss. report may be nil. Training batches are fixed-size (the last partial batch of each
 // shuffled epoch is dropped), so the step graph compiles once. It is
-// deterministic for a fixed seed on one backend.
+// deterministic for a fixed seed on one backend. Between steps it may run
+// the garbage collector to hold the heap near its live size (heapTrimmer);
+// a caller that drops init after the call lets Fit free it before the first
+// step.
 func Fit(ctx context.Context, backend backends.Backend, obj Objective, init Weights, ntrain, nval int,
 	cfg TrainConfig, report Reporter, log io.Writer) (*FitResult, error) {
 	if report == nil {
@@ -177,17 +180,15 @@ func Fit(ctx context.Context, backend backends.Backend, obj Objective, init Weig
 	// Parameters live in backend buffers shared with the host where the
 	// backend allows (the go backend does), so the host optimiser updates
 	// them in place with no transfer; elsewhere MutableFlatData re-uploads.
+	// Either way they are copies: init is never aliased.
 	params := make([]*tensors.Tensor, nt)
 	ms := make([][]float32, nt)
 	vs := make([][]float32, nt)
 	state := make([]*tensors.Tensor, ns)
 	for i, p := range obj.Trainable {
-		// FromFlatDataAndDimensions copies, so init is never aliased.
-		params[i] = tensors.FromFlatDataAndDimensions(init[p.Name].Data, p.Shape...)
-		if backend.HasSharedBuffers() {
-			if err := params[i].MaterializeOnDevice(backend, true, 0); err != nil {
-				return nil, fmt.Errorf("fit: parameter %s to backend: %w", p.Name, err)
-			}
+		var err error
+		if params[i], err = backendTensor(backend, init[p.Name].Data, p.Shape); err != nil {
+			return nil, fmt.Errorf("fit: parameter %s to backend: %w", p.Name, err)
 		}
 		ms[i] = make([]float32, numel(p.Shape))
 		vs[i] = make([]float32, numel(p.Shape))
@@ -195,28 +196,43 @@ func Fit(ctx context.Context, backend backends.Backend, obj Objective, init Weig
 	for i, p := range obj.State {
 		state[i] = tensors.FromFlatDataAndDimensions(init[p.Name].Data, p.Shape...)
 	}
+	// Nothing below reads init: a caller that let go of it has it
+	// collected here, before the first step.
+	var trim heapTrimmer
+	trim.collect()
 	// snapshot copies the current values into dst (reusing its buffers, so
 	// a new best epoch costs no allocation) or into a new Weights when dst
-	// is nil.
-	snapshot := func(dst Weights) (Weights, error) {
+	// is nil. With final set, training is over and the Adam moments are
+	// dead: a trainable parameter without a buffer in dst takes over its
+	// first moment's storage, so that the checkpoint after the last epoch
+	// adds nothing to peak memory.
+	snapshot := func(dst Weights, final bool) (Weights, error) {
 		if dst == nil {
 			dst = Weights{}
 		}
-		save := func(p ParamSpec, t *tensors.Tensor) error {
+		save := func(p ParamSpec, t *tensors.Tensor, reuse []float32) error {
 			buf, ok := dst[p.Name]
 			if !ok {
-				buf = NewTensor(p.Shape...)
+				if reuse != nil {
+					buf = Tensor{Shape: append([]int(nil), p.Shape...), Data: reuse}
+				} else {
+					buf = NewTensor(p.Shape...)
+				}
 				dst[p.Name] = buf
 			}
 			return tensors.ConstFlatData(t, func(flat []float32) { copy(buf.Data, flat) })
 		}
 		for i, p := range obj.Trainable {
-			if err := save(p, params[i]); err != nil {
+			var reuse []float32
+			if final {
+				reuse, ms[i] = ms[i], nil
+			}
+			if err := save(p, params[i], reuse); err != nil {
 				return nil, fmt.Errorf("copy %s: %w", p.Name, err)
 			}
 		}
 		for i, p := range obj.State {
-			if err := save(p, state[i]); err != nil {
+			if err := save(p, state[i], nil); err != nil {
 				return nil, fmt.Errorf("copy %s: %w", p.Name, err)
 			}
 		}
@@ -272,7 +288,9 @@ func Fit(ctx context.Context, backend backends.Backend, obj Objective, init Weig
 			return nil, fmt.Errorf("fit: %w", err)
 		}
 		res.BestVal = v
-		res.Best = init.Clone()
+		if res.Best, err = snapshot(nil, true); err != nil {
+			return nil, fmt.Errorf("fit: checkpoint: %w", err)
+		}
 		return res, nil
 	}
 	stepsPer := ntrain / cfg.BatchSize
@@ -336,6 +354,7 @@ func Fit(ctx context.Context, backend backends.Backend, obj Objective, init Weig
 				return nil, fmt.Errorf("fit: training loss is %v at epoch %d step %d (lower lr?)", l, epoch, s+1)
 			}
 			lossSum += l
+			trim.step()
 			done := float64((s + 1) * cfg.BatchSize)
 			el := time.Since(start).Seconds()
 			report(fmt.Sprintf("epoch %d/%d", epoch, cfg.Epochs), done, float64(stepsPer*cfg.BatchSize), "img",
@@ -354,7 +373,7 @@ func Fit(ctx context.Context, backend backends.Backend, obj Objective, init Weig
 		fmt.Fprintf(log, "epoch %d/%d train_loss %.5f val_loss %.5f lr %.3g %.1f img/s\n", epoch, cfg.Epochs, st.TrainLoss, v, lr, st.ImagesPerSec)
 		if v < res.BestVal {
 			res.BestVal, res.BestEpoch, sinceBest = v, epoch, 0
-			if res.Best, err = snapshot(res.Best); err != nil {
+			if res.Best, err = snapshot(res.Best, epoch == cfg.Epochs); err != nil {
 				return nil, fmt.Errorf("fit: checkpoint: %w", err)
 			}
 		} else {
@@ -370,7 +389,7 @@ func Fit(ctx context.Context, backend backends.Backend, obj Objective, init Weig
 	if res.Best == nil {
 		// Every validation loss was NaN; keep the last weights rather than none.
 		var err error
-		if res.Best, err = snapshot(nil); err != nil {
+		if res.Best, err = snapshot(nil, true); err != nil {
 			return nil, fmt.Errorf("fit: checkpoint: %w", err)
 		}
 	}

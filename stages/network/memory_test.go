@@ -1,0 +1,115 @@
+package network
+
+import (
+	"context"
+	"io"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // graph code reads best unqualified
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+)
+
+// fitLine is least squares on one linear map for training and validation
+// alike, so that validation improves every epoch and the best checkpoint
+// is the last epoch's.
+func fitLine(n, d int) (Objective, Weights) {
+	rng := newRand(2)
+	x := make([]float32, n*d)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	y := make([]float32, n)
+	for i := range n {
+		for j := range d {
+			y[i] += x[i*d+j] * float32(j+1)
+		}
+	}
+	obj := Objective{
+		Trainable: []ParamSpec{{"w", []int{d, 1}}},
+		Loss: func(p map[string]*Node, batch []*Node, train bool) (*Node, map[string]*Node) {
+			return MSELoss(Einsum("nd,dk->nk", batch[0], p["w"]), batch[1]), nil
+		},
+		Batch: func(_ string, idx []int, _ *rand.Rand) ([]*tensors.Tensor, error) {
+			ys := make([]float32, len(idx))
+			for i, j := range idx {
+				ys[i] = y[j]
+			}
+			return []*tensors.Tensor{GatherRows(x, d, idx), tensors.FromFlatDataAndDimensions(ys, len(idx), 1)}, nil
+		},
+	}
+	return obj, Weights{"w": NewTensor(d, 1)}
+}
+
+// The checkpoint of a best last epoch is built in the storage of the Adam
+// moments, which training no longer needs; it must hold the weights, not
+// the moments.
+func TestFitLastEpochCheckpoint(t *testing.T) {
+	obj, init := fitLine(64, 4)
+	cfg := TrainConfig{Epochs: 3, BatchSize: 16, LR: 0.05, Seed: 1}
+	res, err := Fit(context.Background(), testBackend(t), obj, init, 64, 64, cfg, nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.BestEpoch != cfg.Epochs {
+		t.Fatalf("best epoch %d of %d: the objective no longer improves every epoch (curve %+v)", res.BestEpoch, cfg.Epochs, res.Curve)
+	}
+	again, err := Fit(context.Background(), testBackend(t), obj, res.Best, 64, 64, TrainConfig{Epochs: 0, BatchSize: 16}, nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(again.BestVal-res.BestVal) > 1e-6*math.Max(1, res.BestVal) {
+		t.Errorf("last-epoch checkpoint evaluates to val loss %v, recorded %v", again.BestVal, res.BestVal)
+	}
+}
+
+// With no epochs Fit returns the initial weights, as a copy of its own.
+func TestFitNoEpochsReturnsInitCopy(t *testing.T) {
+	obj, init := fitLine(32, 3)
+	copy(init["w"].Data, []float32{0.5, -1, 2})
+	res, err := Fit(context.Background(), testBackend(t), obj, init, 32, 32, TrainConfig{Epochs: 0, BatchSize: 8}, nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := slices.Clone(init["w"].Data)
+	init["w"].Data[0] = 99
+	if got := res.Best["w"]; !slices.Equal(got.Data, want) || !slices.Equal(got.Shape, []int{3, 1}) {
+		t.Errorf("best = %v %v, want the initial %v [3 1], unaliased", got.Shape, got.Data, want)
+	}
+}
+
+func TestBackendTensor(t *testing.T) {
+	backend := testBackend(t)
+	data := []float32{1, 2, 3, 4, 5, 6}
+	x, err := backendTensor(backend, data, []int{2, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.FinalizeAll()
+	if !x.IsShared() {
+		t.Error("go backend tensor is not shared with the host")
+	}
+	data[0] = 99 // must not alias
+	got, err := tensors.CopyFlatData[float32](x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []float32{1, 2, 3, 4, 5, 6}) || !slices.Equal(x.Shape().Dimensions, []int{2, 3}) {
+		t.Errorf("tensor %v %v, want [2 3] [1 2 3 4 5 6]", x.Shape(), got)
+	}
+	// The graph sees the values too.
+	sum, err := NewExec(backend, func(a *Node) *Node { return ReduceAllSum(a) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sum.Finalize()
+	out, err := sum.Exec(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := tensors.ToScalar[float32](out[0]); s != 21 {
+		t.Errorf("sum in graph %v, want 21", s)
+	}
+}
