@@ -57,8 +57,13 @@ func resolve(n *simplego.Node, broadcasts bool) view {
 				step[outNZ[k]] = inNZ[k]
 			}
 		case backends.OpTypeTranspose:
-			perm, ok := m.data.([]int)
-			if !ok {
+			var perm []int
+			switch d := m.data.(type) {
+			case []int:
+				perm = d
+			case *transposeParams:
+				perm = d.perm
+			default:
 				return v
 			}
 			step = slices.Clone(perm)
@@ -252,7 +257,7 @@ func (b *builder) ReduceSum(x backends.Op, axes ...int) (backends.Op, error) {
 	if op, ok := b.fusedProduct(x, axes); ok {
 		return op, nil
 	}
-	return b.Builder.ReduceSum(x, axes...)
+	return b.reduceSum(x, axes)
 }
 
 func (b *builder) fusedProduct(x backends.Op, axes []int) (backends.Op, bool) {
@@ -357,8 +362,26 @@ func (p *dotParams) exec(backend *simplego.Backend, node *simplego.Node, inputs 
 	if transB {
 		ldb = k
 	}
-	for i := range nb {
-		sgemm(p.threads, transA, transB, m, n, k, 1, a[i*m*k:], lda, bm[i*k*n:], ldb, 0, c[i*m*n:], n)
+	if wideProduct(m, n, k) {
+		// OpenBLAS runs a product with few rows (a dense layer's input
+		// gradient: batch x in = (batch x out) (out x in)) at half its
+		// speed; Cᵀ = op(B)ᵀ op(A)ᵀ has many rows instead, and
+		// transposing the small result back costs little.
+		tmp := backend.NewBuffer(shapes.Make(dtypes.Float32, m*n))
+		tflat, _, err := flatOf(backend, tmp)
+		if err != nil {
+			return nil, fmt.Errorf("accel DotGeneral: %w", err)
+		}
+		ct := tflat.([]float32)
+		for i := range nb {
+			sgemm(p.threads, !transB, !transA, n, m, k, 1, bm[i*k*n:], ldb, a[i*m*k:], lda, 0, ct, m)
+			transpose2D(ct, c[i*m*n:(i+1)*m*n], n, m)
+		}
+		_ = backend.BufferFinalize(tmp)
+	} else {
+		for i := range nb {
+			sgemm(p.threads, transA, transB, m, n, k, 1, a[i*m*k:], lda, bm[i*k*n:], ldb, 0, c[i*m*n:], n)
+		}
 	}
 	for _, t := range []*simplego.Buffer{aTmp, bTmp} {
 		if t != nil {
@@ -393,4 +416,29 @@ func operandData(backend *simplego.Backend, buf *simplego.Buffer, o operand) ([]
 	t := tflat.([]float32)
 	gatherStrided(asWords[uint32](src), asWords[uint32](t), dims, steps, 0)
 	return t, tmp, nil
+}
+
+// wideProduct reports whether an m x n = (m x k)(k x n) product is better
+// computed transposed: few rows, many columns, and enough work that the
+// extra transpose of the result is noise.
+func wideProduct(m, n, k int) bool {
+	return m <= 64 && n >= 16*m && 2*m*n*k >= 1<<26
+}
+
+// transpose2D writes the transpose of the rows x cols matrix src into dst
+// (cols x rows), in tiles so that both sides stay in cache.
+func transpose2D(src, dst []float32, rows, cols int) {
+	const tile = 32
+	for r0 := 0; r0 < rows; r0 += tile {
+		r1 := min(r0+tile, rows)
+		for c0 := 0; c0 < cols; c0 += tile {
+			c1 := min(c0+tile, cols)
+			for r := r0; r < r1; r++ {
+				row := src[r*cols : r*cols+c1]
+				for c := c0; c < c1; c++ {
+					dst[c*rows+r] = row[c]
+				}
+			}
+		}
+	}
 }

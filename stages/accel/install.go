@@ -53,6 +53,9 @@ func init() {
 	for _, op := range []backends.OpType{backends.OpTypeDotGeneral, backends.OpTypeConvGeneral, backends.OpTypeReduceWindow} {
 		sgNodeExecutors[op] = chain(op)
 	}
+	for _, op := range elementwiseOps {
+		sgNodeExecutors[op] = chainOwned(op)
+	}
 }
 
 // chain returns an executor that runs this package's kernel for nodes built

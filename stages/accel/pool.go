@@ -36,10 +36,6 @@ func execSelectAndScatter(backend *simplego.Backend, node *simplego.Node, inputs
 		scatterPlanes(p.geo, p.threads, p.max, x.([]float32), src.([]float32), dst.([]float32))
 		return out, nil
 	}
-	if p.geo != nil {
-		scatterPlanes(p.geo, p.threads, p.max, x.([]float32), src.([]float32), dst.([]float32))
-		return out, nil
-	}
 	switch x := x.(type) {
 	case []float32:
 		selectAndScatter(x, src.([]float32), dst.([]float32), xs.Dimensions, ss.Dimensions, p)

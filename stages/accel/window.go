@@ -1,9 +1,299 @@
 package accel
 
+/*
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+// The plane kernels of pooling and its gradient. One call runs planes
+// [p0, p1) of a window geometry (see planes); the window taps that fall in
+// the padding are skipped, as in the Go reference they replaced.
+#pragma GCC optimize ("O3")
+
+enum { WIN_MAX, WIN_MIN, WIN_SUM };
+
+typedef struct {
+	int ih, iw, oh, ow;
+	long isy, isx, osy, osx;
+	int wh, ww, sy, sx, py, px;
+} geom;
+
+static inline void wrange(int o, int stride, int pad, int window, int n, int *start, int *lo, int *hi) {
+	*start = o * stride - pad;
+	*lo = *start < 0 ? -*start : 0;
+	*hi = n - *start < window ? n - *start : window;
+	if (*hi < *lo) *hi = *lo;
+}
+
+// The window loops are written without data-dependent branches: pooled
+// values compare unpredictably, and a mispredicted branch per tap cost
+// more than the loads. NaN and signed zeros are fixed up after the loop so
+// that max/min match Go's built-ins (NaN wins, +0 > -0), as simplego does.
+#define POOL(NAME, INIT, STEP, FIX) \
+static void NAME(const geom *g, const long *in_off, const long *out_off, long p0, long p1, const float *x, float *o) { \
+	for (long p = p0; p < p1; p++) { \
+		const float *xp = x + in_off[p]; \
+		float *op = o + out_off[p]; \
+		for (int oy = 0; oy < g->oh; oy++) { \
+			int y0, ylo, yhi; \
+			wrange(oy, g->sy, g->py, g->wh, g->ih, &y0, &ylo, &yhi); \
+			for (int ox = 0; ox < g->ow; ox++) { \
+				int x0, xlo, xhi; \
+				wrange(ox, g->sx, g->px, g->ww, g->iw, &x0, &xlo, &xhi); \
+				float acc = INIT; \
+				int nan = 0, pz = 0, nz = 0; \
+				for (int ky = ylo; ky < yhi; ky++) { \
+					const float *r = xp + (long)(y0 + ky) * g->isy; \
+					for (int kx = xlo; kx < xhi; kx++) { \
+						float v = r[(long)(x0 + kx) * g->isx]; \
+						STEP; \
+					} \
+				} \
+				FIX; \
+				op[oy * g->osy + ox * g->osx] = acc; \
+			} \
+		} \
+	} \
+}
+#define ZEROS nan |= v != v; pz |= (v == 0) & !signbit(v); nz |= (v == 0) & (signbit(v) != 0)
+POOL(pool_max, -INFINITY, acc = v > acc ? v : acc; ZEROS,
+     if (nan) acc = NAN; else if (acc == 0) acc = pz ? 0.0f : -0.0f)
+POOL(pool_min, INFINITY, acc = v < acc ? v : acc; ZEROS,
+     if (nan) acc = NAN; else if (acc == 0) acc = nz ? -0.0f : 0.0f)
+POOL(pool_sum, 0.0f, acc += v, (void)nan; (void)pz; (void)nz)
+
+// special reports whether the plane at xp (rows contiguous) holds a NaN
+// or a -0, the values on which an ordered compare differs from Go's max
+// and min. It tests bits, so that it vectorises.
+static int special(const geom *g, const float *xp) {
+	unsigned bad = 0;
+	for (int y = 0; y < g->ih; y++) {
+		const float *r = xp + (long)y * g->isy;
+		for (int x = 0; x < g->iw; x++) {
+			unsigned b;
+			memcpy(&b, &r[x], sizeof b); // not a pointer cast: strict aliasing
+			bad |= ((b & 0x7fffffffu) > 0x7f800000u) | (b == 0x80000000u);
+		}
+	}
+	return bad != 0;
+}
+
+// pool_sep is max/min pooling of one plane whose rows are contiguous
+// (isx == 1) and free of NaN and -0, as two separable passes: the window's
+// rows reduced column-wise into m (vectorised), then m reduced along each
+// window's columns. Its compares are then exact.
+static void pool_sep(int is_max, const geom *g, const float *xp, float *op, float *m, float *acc) {
+	float init = is_max ? -INFINITY : INFINITY;
+	// Windows [oxa, oxb) have all their x taps inside the plane.
+	int oxa = (g->px + g->sx - 1) / g->sx;
+	int oxb = g->iw - g->ww + g->px >= 0 ? (g->iw - g->ww + g->px) / g->sx + 1 : 0;
+	if (oxb > g->ow) oxb = g->ow;
+	if (oxb < oxa) oxb = oxa;
+	for (int oy = 0; oy < g->oh; oy++) {
+		int y0, ylo, yhi;
+		wrange(oy, g->sy, g->py, g->wh, g->ih, &y0, &ylo, &yhi);
+		if (ylo == yhi) {
+			for (int ox = 0; ox < g->ow; ox++) op[oy * g->osy + ox * g->osx] = init;
+			continue;
+		}
+		const float *r = xp + (long)(y0 + ylo) * g->isy;
+		for (int x = 0; x < g->iw; x++) m[x] = r[x];
+		for (int ky = ylo + 1; ky < yhi; ky++) {
+			r = xp + (long)(y0 + ky) * g->isy;
+			if (is_max) {
+				for (int x = 0; x < g->iw; x++) m[x] = r[x] > m[x] ? r[x] : m[x];
+			} else {
+				for (int x = 0; x < g->iw; x++) m[x] = r[x] < m[x] ? r[x] : m[x];
+			}
+		}
+		// Inner windows tap by tap across the row: independent
+		// compares, where a loop per window would chain them.
+		const float *m0 = m + (long)oxa * g->sx - g->px;
+		int n = oxb - oxa;
+		for (int i = 0; i < n; i++) acc[i] = m0[(long)i * g->sx];
+		for (int kx = 1; kx < g->ww; kx++) {
+			if (is_max) {
+				for (int i = 0; i < n; i++) {
+					float v = m0[(long)i * g->sx + kx];
+					acc[i] = v > acc[i] ? v : acc[i];
+				}
+			} else {
+				for (int i = 0; i < n; i++) {
+					float v = m0[(long)i * g->sx + kx];
+					acc[i] = v < acc[i] ? v : acc[i];
+				}
+			}
+		}
+		for (int i = 0; i < n; i++) op[oy * g->osy + (oxa + i) * g->osx] = acc[i];
+		// Windows clipped by the padding along x.
+		for (int ox = 0; ox < g->ow; ox++) {
+			if (ox == oxa) ox = oxb;
+			if (ox >= g->ow) break;
+			int x0, xlo, xhi;
+			wrange(ox, g->sx, g->px, g->ww, g->iw, &x0, &xlo, &xhi);
+			float a = init;
+			if (is_max) {
+				for (int kx = xlo; kx < xhi; kx++) a = m[x0 + kx] > a ? m[x0 + kx] : a;
+			} else {
+				for (int kx = xlo; kx < xhi; kx++) a = m[x0 + kx] < a ? m[x0 + kx] : a;
+			}
+			op[oy * g->osy + ox * g->osx] = a;
+		}
+	}
+}
+
+static void pool(int op, geom gv, const long *in_off, const long *out_off, long p0, long p1, const float *x, float *o) {
+	const geom *g = &gv;
+	if (op != WIN_SUM && g->isx == 1) {
+		float *m = malloc(sizeof(float) * ((long)g->iw + g->ow + 1));
+		if (m) {
+			for (long p = p0; p < p1; p++) {
+				if (special(g, x + in_off[p])) {
+					if (op == WIN_MAX) pool_max(g, in_off, out_off, p, p + 1, x, o);
+					else pool_min(g, in_off, out_off, p, p + 1, x, o);
+				} else {
+					pool_sep(op == WIN_MAX, g, x + in_off[p], o + out_off[p], m, m + g->iw);
+				}
+			}
+			free(m);
+			return;
+		}
+	}
+	switch (op) {
+	case WIN_MAX: pool_max(g, in_off, out_off, p0, p1, x, o); break;
+	case WIN_MIN: pool_min(g, in_off, out_off, p0, p1, x, o); break;
+	case WIN_SUM: pool_sum(g, in_off, out_off, p0, p1, x, o); break;
+	}
+}
+
+// scatter_rows is scatter for one plane, one row of windows at a time:
+// the windows that lie inside the plane along x advance together tap by
+// tap, so that their compares are independent and run back to back
+// instead of as one long dependent chain per window. Each window still
+// sees its taps in row-major order, starts from its first tap and takes a
+// later one only when strictly more extreme, exactly as the tap-by-tap
+// scan below. best and at hold one entry per window of a row.
+static void scatter_rows(int is_max, const geom *g, const float *xp, const float *sp, float *dp, float *best, int *at) {
+	// Windows [oxa, oxb) have all their x taps inside the plane.
+	int oxa = (g->px + g->sx - 1) / g->sx;
+	int oxb = g->iw - g->ww + g->px >= 0 ? (g->iw - g->ww + g->px) / g->sx + 1 : 0;
+	if (oxb > g->ow) oxb = g->ow;
+	if (oxb < oxa) oxb = oxa;
+	int n = oxb - oxa;
+	long step = (long)g->sx * g->isx;
+	for (int oy = 0; oy < g->oh; oy++) {
+		int y0, ylo, yhi;
+		wrange(oy, g->sy, g->py, g->wh, g->ih, &y0, &ylo, &yhi);
+		if (ylo == yhi) continue;
+		long first = (long)(y0 + ylo) * g->isy + ((long)oxa * g->sx - g->px) * g->isx;
+		float *bi = best + oxa;
+		int *ai = at + oxa;
+		for (int i = 0; i < n; i++) {
+			bi[i] = xp[first + i * step];
+			ai[i] = (int)(first + i * step);
+		}
+		for (int ky = ylo; ky < yhi; ky++) {
+			for (int kx = 0; kx < g->ww; kx++) {
+				if (ky == ylo && kx == 0) continue;
+				long base = (long)(y0 + ky) * g->isy + ((long)oxa * g->sx - g->px + kx) * g->isx;
+				if (is_max) {
+					for (int i = 0; i < n; i++) {
+						float v = xp[base + i * step];
+						int t = -(v > bi[i]);
+						bi[i] = v > bi[i] ? v : bi[i];
+						ai[i] = (ai[i] & ~t) | ((int)(base + i * step) & t);
+					}
+				} else {
+					for (int i = 0; i < n; i++) {
+						float v = xp[base + i * step];
+						int t = -(v < bi[i]);
+						bi[i] = v < bi[i] ? v : bi[i];
+						ai[i] = (ai[i] & ~t) | ((int)(base + i * step) & t);
+					}
+				}
+			}
+		}
+		// Windows clipped by the padding along x, tap by tap.
+		for (int ox = 0; ox < g->ow; ox++) {
+			if (ox == oxa) ox = oxb;
+			if (ox >= g->ow) break;
+			int x0, xlo, xhi;
+			wrange(ox, g->sx, g->px, g->ww, g->iw, &x0, &xlo, &xhi);
+			if (xlo == xhi) {
+				at[ox] = -1;
+				continue;
+			}
+			long a = (long)(y0 + ylo) * g->isy + (long)(x0 + xlo) * g->isx;
+			float b = xp[a];
+			for (int ky = ylo; ky < yhi; ky++) {
+				for (int kx = xlo; kx < xhi; kx++) {
+					long q = (long)(y0 + ky) * g->isy + (long)(x0 + kx) * g->isx;
+					float v = xp[q];
+					int take = is_max ? v > b : v < b;
+					b = take ? v : b;
+					a = take ? q : a;
+				}
+			}
+			at[ox] = (int)a;
+		}
+		// Sums in window order, as the reference, so that rounding
+		// matches where windows share a maximum.
+		for (int ox = 0; ox < g->ow; ox++) {
+			if (at[ox] >= 0) dp[at[ox]] += sp[oy * g->osy + ox * g->osx];
+		}
+	}
+}
+
+// scatter adds each source value to dst at its window's first maximum
+// (minimum when is_max is 0) of x; dst must be cleared by the caller.
+static void scatter(int is_max, geom gv, const long *in_off, const long *out_off, long p0, long p1,
+                    const float *x, const float *src, float *dst) {
+	const geom *g = &gv;
+	// Offsets within a plane are ints in scatter_rows.
+	int fits = (long)g->ih * g->isy + (long)g->iw * g->isx < 0x7fffffffL;
+	float *best = fits ? malloc(sizeof(float) * (g->ow > 0 ? g->ow : 1)) : NULL;
+	int *at = fits ? malloc(sizeof(int) * (g->ow > 0 ? g->ow : 1)) : NULL;
+	for (long p = p0; p < p1; p++) {
+		if (best && at) {
+			scatter_rows(is_max, g, x + in_off[p], src + out_off[p], dst + in_off[p], best, at);
+			continue;
+		}
+		long in0 = in_off[p], out0 = out_off[p];
+		for (int oy = 0; oy < g->oh; oy++) {
+			int y0, ylo, yhi;
+			wrange(oy, g->sy, g->py, g->wh, g->ih, &y0, &ylo, &yhi);
+			for (int ox = 0; ox < g->ow; ox++) {
+				int x0, xlo, xhi;
+				wrange(ox, g->sx, g->px, g->ww, g->iw, &x0, &xlo, &xhi);
+				if (ylo == yhi || xlo == xhi) continue;
+				// The first tap starts the search; a later one wins only
+				// when strictly more extreme, so ties keep the first.
+				long at = in0 + (long)(y0 + ylo) * g->isy + (long)(x0 + xlo) * g->isx;
+				float best = x[at];
+				for (int ky = ylo; ky < yhi; ky++) {
+					long base = in0 + (long)(y0 + ky) * g->isy;
+					for (int kx = xlo; kx < xhi; kx++) {
+						long i = base + (long)(x0 + kx) * g->isx;
+						float v = x[i];
+						int take = is_max ? v > best : v < best;
+						best = take ? v : best;
+						at = take ? i : at;
+					}
+				}
+				dst[at] += src[out0 + oy * g->osy + ox * g->osx];
+			}
+		}
+	}
+	free(best);
+	free(at);
+}
+*/
+import "C"
+
 import (
 	"fmt"
-	"math"
 	"sync"
+	"unsafe"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/backends/shapeinference"
@@ -16,7 +306,7 @@ import (
 // axes: the other ("free") axes enumerate independent 2-D planes, each
 // pooled with its own strides, so any axes layout runs without copies.
 type planes struct {
-	inOff, outOff  []int // start of every plane in the operand and window grid
+	inOff, outOff  []C.long // start of every plane in the operand and window grid
 	ih, iw, oh, ow int
 	isy, isx       int // operand strides of the two window axes
 	osy, osx       int // window-grid strides of the two window axes
@@ -53,13 +343,13 @@ func newPlanes(in, out shapes.Shape, window, strides []int, paddings [][2]int) (
 	case 1:
 		set(spatial[0], &p.iw, &p.ow, &p.isx, &p.osx, &p.ww, &p.sx, &p.px)
 	}
-	p.inOff, p.outOff = []int{0}, []int{0}
+	p.inOff, p.outOff = []C.long{0}, []C.long{0}
 	for _, a := range free {
-		var ni, no []int
+		var ni, no []C.long
 		for j := range in.Dimensions[a] {
 			for k := range p.inOff {
-				ni = append(ni, p.inOff[k]+j*is[a])
-				no = append(no, p.outOff[k]+j*os[a])
+				ni = append(ni, p.inOff[k]+C.long(j*is[a]))
+				no = append(no, p.outOff[k]+C.long(j*os[a]))
 			}
 		}
 		p.inOff, p.outOff = ni, no
@@ -67,14 +357,21 @@ func newPlanes(in, out shapes.Shape, window, strides []int, paddings [][2]int) (
 	return p, true
 }
 
-// each runs fn over all planes on up to threads goroutines.
-func (p *planes) each(threads int, fn func(inOff, outOff int)) {
+// geom is p's scalars as the C kernels take them (the offset arrays go
+// separately: cgo forbids Go pointers inside arguments).
+func (p *planes) geom() C.geom {
+	return C.geom{ih: C.int(p.ih), iw: C.int(p.iw), oh: C.int(p.oh), ow: C.int(p.ow),
+		isy: C.long(p.isy), isx: C.long(p.isx), osy: C.long(p.osy), osx: C.long(p.osx),
+		wh: C.int(p.wh), ww: C.int(p.ww), sy: C.int(p.sy), sx: C.int(p.sx), py: C.int(p.py), px: C.int(p.px)}
+}
+
+// each runs fn over ranges of planes [p0, p1) on up to threads
+// goroutines.
+func (p *planes) each(threads int, fn func(p0, p1 int)) {
 	n := len(p.inOff)
 	parts := min(threads, n)
 	if parts <= 1 || n*p.oh*p.ow*p.wh*p.ww < 1<<14 {
-		for i := range n {
-			fn(p.inOff[i], p.outOff[i])
-		}
+		fn(0, n)
 		return
 	}
 	var wg sync.WaitGroup
@@ -82,20 +379,10 @@ func (p *planes) each(threads int, fn func(inOff, outOff int)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := n * t / parts; i < n*(t+1)/parts; i++ {
-				fn(p.inOff[i], p.outOff[i])
-			}
+			fn(n*t/parts, n*(t+1)/parts)
 		}()
 	}
 	wg.Wait()
-}
-
-// windowRange returns the window taps [lo, hi) that fall inside [0, n) for
-// output position o.
-func windowRange(o, stride, pad, window, n int) (start, lo, hi int) {
-	start = o*stride - pad
-	lo, hi = max(0, -start), min(window, n-start)
-	return start, lo, max(lo, hi)
 }
 
 // reduceWindowParams is the data of our float32 ReduceWindow nodes.
@@ -148,52 +435,28 @@ func unit(s []int) bool {
 }
 
 func (p *reduceWindowParams) exec(backend *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer) (*simplego.Buffer, error) {
-	xf, _, err := flatOf(backend, inputs[0])
+	x, err := f32(backend, inputs[0])
 	if err != nil {
 		return nil, fmt.Errorf("accel ReduceWindow: %w", err)
 	}
 	out := backend.NewBuffer(mirror(node).shape)
-	of, _, err := flatOf(backend, out)
+	o, err := f32(backend, out)
 	if err != nil {
 		return nil, fmt.Errorf("accel ReduceWindow: %w", err)
 	}
-	x, o, g := xf.([]float32), of.([]float32), p.geo
-	init := float32(0)
+	if len(o) == 0 {
+		return out, nil
+	}
+	op := C.int(C.WIN_SUM)
 	switch p.op {
 	case backends.ReduceOpMax:
-		init = float32(math.Inf(-1))
+		op = C.WIN_MAX
 	case backends.ReduceOpMin:
-		init = float32(math.Inf(1))
+		op = C.WIN_MIN
 	}
-	isMax, isSum := p.op == backends.ReduceOpMax, p.op == backends.ReduceOpSum
-	g.each(p.threads, func(inOff, outOff int) {
-		for oy := range g.oh {
-			y0, ylo, yhi := windowRange(oy, g.sy, g.py, g.wh, g.ih)
-			for ox := range g.ow {
-				x0, xlo, xhi := windowRange(ox, g.sx, g.px, g.ww, g.iw)
-				acc := init
-				// Separate loops per reduction keep the branch out of
-				// the inner loop.
-				for ky := ylo; ky < yhi; ky++ {
-					row := x[inOff+(y0+ky)*g.isy:]
-					switch {
-					case isMax:
-						for kx := xlo; kx < xhi; kx++ {
-							acc = max(acc, row[(x0+kx)*g.isx])
-						}
-					case isSum:
-						for kx := xlo; kx < xhi; kx++ {
-							acc += row[(x0+kx)*g.isx]
-						}
-					default:
-						for kx := xlo; kx < xhi; kx++ {
-							acc = min(acc, row[(x0+kx)*g.isx])
-						}
-					}
-				}
-				o[outOff+oy*g.osy+ox*g.osx] = acc
-			}
-		}
+	g := p.geo.geom()
+	p.geo.each(p.threads, func(p0, p1 int) {
+		C.pool(op, g, &p.geo.inOff[0], &p.geo.outOff[0], C.long(p0), C.long(p1), (*C.float)(unsafe.Pointer(&x[0])), (*C.float)(unsafe.Pointer(&o[0])))
 	})
 	return out, nil
 }
@@ -202,26 +465,16 @@ func (p *reduceWindowParams) exec(backend *simplego.Backend, node *simplego.Node
 // each source value at its window's first extreme element.
 func scatterPlanes(g *planes, threads int, isMax bool, x, src, dst []float32) {
 	clear(dst)
-	g.each(threads, func(inOff, outOff int) {
-		for oy := range g.oh {
-			y0, ylo, yhi := windowRange(oy, g.sy, g.py, g.wh, g.ih)
-			for ox := range g.ow {
-				x0, xlo, xhi := windowRange(ox, g.sx, g.px, g.ww, g.iw)
-				best, at := float32(0), -1
-				for ky := ylo; ky < yhi; ky++ {
-					base := inOff + (y0+ky)*g.isy
-					for kx := xlo; kx < xhi; kx++ {
-						i := base + (x0+kx)*g.isx
-						v := x[i]
-						if at < 0 || (isMax && v > best) || (!isMax && v < best) {
-							best, at = v, i
-						}
-					}
-				}
-				if at >= 0 {
-					dst[at] += src[outOff+oy*g.osy+ox*g.osx]
-				}
-			}
-		}
+	if len(src) == 0 || len(x) == 0 {
+		return
+	}
+	m := C.int(0)
+	if isMax {
+		m = 1
+	}
+	cg := g.geom()
+	g.each(threads, func(p0, p1 int) {
+		C.scatter(m, cg, &g.inOff[0], &g.outOff[0], C.long(p0), C.long(p1), (*C.float)(unsafe.Pointer(&x[0])),
+			(*C.float)(unsafe.Pointer(&src[0])), (*C.float)(unsafe.Pointer(&dst[0])))
 	})
 }
