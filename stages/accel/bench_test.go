@@ -174,3 +174,34 @@ func BenchmarkDenseBackward(b *testing.B) {
 	})
 	benchLayer(b, 2*fcFlops, exe, fcArgs()...)
 }
+
+// alexnet-mini's conv1 at batch 256: 3 -> 16 channels, 11x11/2, pad 2,
+// 64x64 -> 29x29; few input channels make it the hardest for oneDNN.
+func BenchmarkMiniConv1(b *testing.B) {
+	const n, c, o, h, k, oh = 256, 3, 16, 64, 11, 29
+	// Fresh tensors per backend: a tensor stays bound to the first one.
+	args := func() []any {
+		rng := rand.New(rand.NewPCG(7, 7))
+		return []any{
+			tensors.FromFlatDataAndDimensions(randn(rng, n*c*h*h, 1), n, c, h, h),
+			tensors.FromFlatDataAndDimensions(randn(rng, o*c*k*k, 0.05), o, c, k, k),
+			tensors.FromFlatDataAndDimensions(randn(rng, n*o*oh*oh, 1), n, o, oh, oh),
+		}
+	}
+	conv := func(x, w *Node) *Node {
+		return Convolve(x, w).ChannelsAxis(images.ChannelsFirst).Strides(2).PaddingPerDim([][2]int{{2, 2}, {2, 2}}).Done()
+	}
+	flops := 2.0 * n * o * oh * oh * c * k * k
+	b.Run("forward", func(b *testing.B) {
+		convPaths(b, func(b *testing.B, backend *Backend) {
+			benchLayer(b, flops, MustNewExec(backend, func(x, w, v *Node) *Node { return conv(x, w) }), args()...)
+		})
+	})
+	b.Run("kernel-grad", func(b *testing.B) {
+		convPaths(b, func(b *testing.B, backend *Backend) {
+			benchLayer(b, flops, MustNewExec(backend, func(x, w, v *Node) *Node {
+				return Gradient(ReduceAllSum(Mul(conv(x, w), v)), w)[0]
+			}), args()...)
+		})
+	})
+}

@@ -240,13 +240,14 @@ func benchVsTorch(b *testing.B, cfg Config, steps func(batch int) int) {
 }
 
 // BenchmarkMini64 compares alexnet-mini (64x64) with PyTorch 1.13 CPU:
-// 4 timed steps at batch 32, 2 at 256.
+// 40 timed steps at batch 32, 6 at 256 (a step takes milliseconds, so
+// fewer would time the machine's noise).
 func BenchmarkMini64(b *testing.B) {
-	benchVsTorch(b, Mini(1000), func(batch int) int { return max(2, 128/batch) })
+	benchVsTorch(b, Mini(1000), func(batch int) int { return max(6, 1280/batch) })
 }
 
 // BenchmarkAlexNet224 compares AlexNet (224x224) with PyTorch 1.13 CPU:
-// 2 timed steps at batch 32, 1 at 256.
+// 4 timed steps at batch 32, 2 at 256.
 func BenchmarkAlexNet224(b *testing.B) {
-	benchVsTorch(b, AlexNet(1000), func(batch int) int { return max(1, 64/batch) })
+	benchVsTorch(b, AlexNet(1000), func(batch int) int { return max(2, 128/batch) })
 }
