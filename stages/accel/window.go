@@ -1,6 +1,7 @@
 package accel
 
 /*
+#include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,8 +143,166 @@ static void pool_sep(int is_max, const geom *g, const float *xp, float *op, floa
 	}
 }
 
+
+// The AVX-512 kernels below cover the windows whose x taps all lie inside
+// the plane, on rows stored contiguously (isx == osx == 1) at x stride 1
+// or 2: AlexNet's 3x3 stride-2 pools. They take 16 windows of a row at a
+// time, one tap at a time, so the compares of a tap are one vector
+// instruction and no loop runs per window or per tap of a window; a
+// stride-2 tap is two masked loads and a permute that keeps the even
+// lanes. The masked loads never touch memory past the taps, so the last
+// plane's row may end the buffer. The rest (padding along x, other
+// strides, CPUs without AVX-512) keeps the kernels above.
+
+// prefetch_rows asks for n rows of w floats at stride s from p, for
+// writing when write is set. The vector kernels run it one plane ahead:
+// planes are a few KiB, and the hardware prefetchers, which stop at page
+// boundaries, left most of each plane's lines to demand misses.
+static inline void prefetch_rows(const float *p, int n, int w, long s, int write) {
+	if (s == w) { // contiguous: one run
+		w *= n;
+		n = 1;
+	}
+	for (int y = 0; y < n; y++) {
+		const char *r = (const char *)(p + (long)y * s);
+		for (long b = 0; b < (long)w * (long)sizeof(float); b += 64) {
+			if (write) __builtin_prefetch(r + b, 1, 3);
+			else __builtin_prefetch(r + b, 0, 3);
+		}
+	}
+}
+
+// vec_ok reports whether the plane geometry g takes the AVX-512 kernels.
+static int vec_ok(const geom *g) {
+	// libgcc's constructor has filled the CPU model by now; reading it
+	// is a load, and no shared flag of ours races between the threads.
+	return __builtin_cpu_supports("avx512f") && g->isx == 1 && g->osx == 1 && (g->sx == 1 || g->sx == 2) && g->px == 0 &&
+	       g->ow > 0 && (long)(g->ow - 1) * g->sx + g->ww <= g->iw;
+}
+
+// vtap loads tap kx of the n (<= 16) windows starting at window ob of
+// row r: r[(ob+i)*sx + kx] for i < n; lanes >= n are unspecified.
+__attribute__((target("avx512f")))
+static inline __m512 vtap(const float *r, int sx, int ob, int kx, int n) {
+	if (sx == 1) return _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), r + ob + kx);
+	// Elements 0, 2, ..., 2n-2 from r + 2ob + kx: 2n-1 floats over two vectors.
+	const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+	int m = 2 * n - 1;
+	const float *q = r + 2 * ob + kx;
+	__m512 lo = _mm512_maskz_loadu_ps((__mmask16)(m >= 16 ? 0xffffu : (1u << m) - 1), q);
+	__m512 hi = _mm512_maskz_loadu_ps((__mmask16)(m > 16 ? (1u << (m - 16)) - 1 : 0), q + 16);
+	return _mm512_permutex2var_ps(lo, even, hi);
+}
+
+// vspecial is special on AVX-512.
+__attribute__((target("avx512f")))
+static int vspecial(const geom *g, const float *xp) {
+	const __m512i negzero = _mm512_set1_epi32((int)0x80000000u);
+	__mmask16 bad = 0;
+	for (int y = 0; y < g->ih; y++) {
+		const float *r = xp + (long)y * g->isy;
+		for (int x = 0; x < g->iw; x += 16) {
+			int n = g->iw - x < 16 ? g->iw - x : 16;
+			__mmask16 m = (__mmask16)((1u << n) - 1);
+			__m512 v = _mm512_maskz_loadu_ps(m, r + x);
+			bad |= _mm512_mask_cmp_ps_mask(m, v, v, _CMP_UNORD_Q) |
+			       _mm512_mask_cmpeq_epi32_mask(m, _mm512_castps_si512(v), negzero);
+		}
+	}
+	return bad != 0;
+}
+
+// vpool is max (min) pooling of one plane free of NaN and -0, on which
+// the vector max (min) is exact in any tap order.
+__attribute__((target("avx512f")))
+static void vpool(int is_max, const geom *g, const float *xp, float *op) {
+	__m512 init = _mm512_set1_ps(is_max ? -INFINITY : INFINITY);
+	for (int oy = 0; oy < g->oh; oy++) {
+		int y0, ylo, yhi;
+		wrange(oy, g->sy, g->py, g->wh, g->ih, &y0, &ylo, &yhi);
+		float *o = op + (long)oy * g->osy;
+		for (int ob = 0; ob < g->ow; ob += 16) {
+			int n = g->ow - ob < 16 ? g->ow - ob : 16;
+			__m512 acc = init;
+			for (int ky = ylo; ky < yhi; ky++) {
+				const float *r = xp + (long)(y0 + ky) * g->isy;
+				for (int kx = 0; kx < g->ww; kx++) {
+					__m512 v = vtap(r, g->sx, ob, kx, n);
+					acc = is_max ? _mm512_max_ps(acc, v) : _mm512_min_ps(acc, v);
+				}
+			}
+			_mm512_mask_storeu_ps(o + ob, (__mmask16)((1u << n) - 1), acc);
+		}
+	}
+}
+
+// vscatter is scatter_rows on AVX-512: each window starts from its first
+// tap and, visiting its taps in row-major order, takes a later one only
+// when strictly more extreme (an ordered compare: a NaN neither wins nor
+// is displaced), the tap-by-tap reference's choice on every input. The
+// sums then run in window order, as the reference's, so that rounding
+// matches where windows share their extreme element. dp must be cleared.
+__attribute__((target("avx512f")))
+static void vscatter(int is_max, const geom *g, const float *xp, const float *sp, float *dp) {
+	int at[16];
+	__m512i col = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+	                                 _mm512_set1_epi32(g->sx));
+	for (int oy = 0; oy < g->oh; oy++) {
+		int y0, ylo, yhi;
+		wrange(oy, g->sy, g->py, g->wh, g->ih, &y0, &ylo, &yhi);
+		if (ylo == yhi) continue;
+		const float *s = sp + (long)oy * g->osy;
+		for (int ob = 0; ob < g->ow; ob += 16) {
+			int n = g->ow - ob < 16 ? g->ow - ob : 16;
+			// Offsets in the plane of the windows' taps at kx = 0.
+			__m512i first = _mm512_add_epi32(col, _mm512_set1_epi32(ob * g->sx));
+			__m512 best = _mm512_setzero_ps();
+			__m512i bi = _mm512_setzero_si512();
+			for (int ky = ylo; ky < yhi; ky++) {
+				long roff = (long)(y0 + ky) * g->isy;
+				const float *r = xp + roff;
+				for (int kx = 0; kx < g->ww; kx++) {
+					__m512 v = vtap(r, g->sx, ob, kx, n);
+					__m512i ti = _mm512_add_epi32(first, _mm512_set1_epi32((int)(roff + kx)));
+					if (ky == ylo && kx == 0) {
+						best = v;
+						bi = ti;
+						continue;
+					}
+					__mmask16 take = is_max ? _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) : _mm512_cmp_ps_mask(v, best, _CMP_LT_OQ);
+					best = _mm512_mask_mov_ps(best, take, v);
+					bi = _mm512_mask_mov_epi32(bi, take, ti);
+				}
+			}
+			_mm512_storeu_si512((void *)at, bi);
+			for (int i = 0; i < n; i++) dp[at[i]] += s[ob + i];
+		}
+	}
+}
+
+// clear_plane zeroes the plane of dst at dp: scatter adds into it.
+static void clear_plane(const geom *g, float *dp) {
+	for (int y = 0; y < g->ih; y++) {
+		float *r = dp + (long)y * g->isy;
+		if (g->isx == 1) memset(r, 0, sizeof(float) * g->iw);
+		else for (int x = 0; x < g->iw; x++) r[(long)x * g->isx] = 0;
+	}
+}
+
 static void pool(int op, geom gv, const long *in_off, const long *out_off, long p0, long p1, const float *x, float *o) {
 	const geom *g = &gv;
+	if (op != WIN_SUM && vec_ok(g)) {
+		for (long p = p0; p < p1; p++) {
+			if (p + 1 < p1) prefetch_rows(x + in_off[p + 1], g->ih, g->iw, g->isy, 0);
+			if (vspecial(g, x + in_off[p])) {
+				if (op == WIN_MAX) pool_max(g, in_off, out_off, p, p + 1, x, o);
+				else pool_min(g, in_off, out_off, p, p + 1, x, o);
+			} else {
+				vpool(op == WIN_MAX, g, x + in_off[p], o + out_off[p]);
+			}
+		}
+		return;
+	}
 	if (op != WIN_SUM && g->isx == 1) {
 		float *m = malloc(sizeof(float) * ((long)g->iw + g->ow + 1));
 		if (m) {
@@ -245,15 +404,27 @@ static void scatter_rows(int is_max, const geom *g, const float *xp, const float
 }
 
 // scatter adds each source value to dst at its window's first maximum
-// (minimum when is_max is 0) of x; dst must be cleared by the caller.
+// (minimum when is_max is 0) of x. It clears each plane of dst first,
+// while the plane is about to be in cache anyway: the planes cover dst.
 static void scatter(int is_max, geom gv, const long *in_off, const long *out_off, long p0, long p1,
                     const float *x, const float *src, float *dst) {
 	const geom *g = &gv;
-	// Offsets within a plane are ints in scatter_rows.
+	// Offsets within a plane are ints in scatter_rows and vscatter.
 	int fits = (long)g->ih * g->isy + (long)g->iw * g->isx < 0x7fffffffL;
-	float *best = fits ? malloc(sizeof(float) * (g->ow > 0 ? g->ow : 1)) : NULL;
-	int *at = fits ? malloc(sizeof(int) * (g->ow > 0 ? g->ow : 1)) : NULL;
+	int vec = fits && vec_ok(g);
+	float *best = fits && !vec ? malloc(sizeof(float) * (g->ow > 0 ? g->ow : 1)) : NULL;
+	int *at = fits && !vec ? malloc(sizeof(int) * (g->ow > 0 ? g->ow : 1)) : NULL;
 	for (long p = p0; p < p1; p++) {
+		clear_plane(g, dst + in_off[p]);
+		if (vec) {
+			if (p + 1 < p1) {
+				prefetch_rows(x + in_off[p + 1], g->ih, g->iw, g->isy, 0);
+				prefetch_rows(dst + in_off[p + 1], g->ih, g->iw, g->isy, 1);
+				prefetch_rows(src + out_off[p + 1], g->oh, g->ow, g->osy, 0);
+			}
+			vscatter(is_max, g, x + in_off[p], src + out_off[p], dst + in_off[p]);
+			continue;
+		}
 		if (best && at) {
 			scatter_rows(is_max, g, x + in_off[p], src + out_off[p], dst + in_off[p], best, at);
 			continue;
@@ -447,25 +618,31 @@ func (p *reduceWindowParams) exec(backend *simplego.Backend, node *simplego.Node
 	if len(o) == 0 {
 		return out, nil
 	}
-	op := C.int(C.WIN_SUM)
-	switch p.op {
-	case backends.ReduceOpMax:
-		op = C.WIN_MAX
-	case backends.ReduceOpMin:
-		op = C.WIN_MIN
-	}
-	g := p.geo.geom()
-	p.geo.each(p.threads, func(p0, p1 int) {
-		C.pool(op, g, &p.geo.inOff[0], &p.geo.outOff[0], C.long(p0), C.long(p1), (*C.float)(unsafe.Pointer(&x[0])), (*C.float)(unsafe.Pointer(&o[0])))
-	})
+	poolPlanes(p.geo, p.threads, p.op, x, o)
 	return out, nil
+}
+
+// poolPlanes is the plane kernel of ReduceWindow: o gets op over each
+// window of x; o must not be empty.
+func poolPlanes(g *planes, threads int, op backends.ReduceOpType, x, o []float32) {
+	cop := C.int(C.WIN_SUM)
+	switch op {
+	case backends.ReduceOpMax:
+		cop = C.WIN_MAX
+	case backends.ReduceOpMin:
+		cop = C.WIN_MIN
+	}
+	cg := g.geom()
+	g.each(threads, func(p0, p1 int) {
+		C.pool(cop, cg, &g.inOff[0], &g.outOff[0], C.long(p0), C.long(p1), (*C.float)(unsafe.Pointer(&x[0])), (*C.float)(unsafe.Pointer(&o[0])))
+	})
 }
 
 // scatterPlanes is the plane kernel of SelectAndScatterMax/Min: dst gets
 // each source value at its window's first extreme element.
 func scatterPlanes(g *planes, threads int, isMax bool, x, src, dst []float32) {
-	clear(dst)
 	if len(src) == 0 || len(x) == 0 {
+		clear(dst)
 		return
 	}
 	m := C.int(0)

@@ -1,6 +1,7 @@
 package accel
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -55,7 +56,15 @@ func sameOnBoth(t *testing.T, name string, fn func(in []*Node) []*Node, data [][
 // the separable kernels must reproduce the tap-by-tap reference exactly:
 // tied maxima (a ReLU's zeros, repeated values), NaN and signed zeros.
 func TestMaxPoolTiesAndSpecials(t *testing.T) {
-	const n, c, h, w = 2, 3, 13, 11
+	// 13x11 fits a row of windows in one vector; 9x37 needs two (18
+	// windows at stride 2) or three (35 at stride 1), the last partial.
+	for _, hw := range [][2]int{{13, 11}, {9, 37}} {
+		t.Run(fmt.Sprintf("%dx%d", hw[0], hw[1]), func(t *testing.T) { maxPoolTiesAndSpecials(t, hw[0], hw[1]) })
+	}
+}
+
+func maxPoolTiesAndSpecials(t *testing.T, h, w int) {
+	const n, c = 2, 3
 	rng := rand.New(rand.NewPCG(5, 5))
 	size := n * c * h * w
 	ties := make([]float32, size)
@@ -87,6 +96,9 @@ func TestMaxPoolTiesAndSpecials(t *testing.T) {
 	pools := map[string]func(x *Node) *Node{
 		"3s2": func(x *Node) *Node {
 			return MaxPool(x).ChannelsAxis(images.ChannelsFirst).Window(3).Strides(2).NoPadding().Done()
+		},
+		"3s1": func(x *Node) *Node {
+			return MaxPool(x).ChannelsAxis(images.ChannelsFirst).Window(3).Strides(1).NoPadding().Done()
 		},
 		"3s1-same": func(x *Node) *Node {
 			return MaxPool(x).ChannelsAxis(images.ChannelsFirst).Window(3).Strides(1).PadSame().Done()
