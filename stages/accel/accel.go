@@ -54,6 +54,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/gomlx/gomlx/backends"
@@ -111,6 +112,8 @@ type Backend struct {
 	// convPaths counts the float32 2-D convolutions built, by the kernel
 	// that runs them: oneDNN's three primitives, then im2col.
 	convPaths [4]atomic.Int64
+	// convMu lets one oneDNN convolution run at a time; see dnnlConv.exec.
+	convMu sync.Mutex
 }
 
 // ConvPaths reports how many float32 2-D convolutions graphs built on b

@@ -72,7 +72,7 @@ func (b *builder) ConvGeneral(input, kernel backends.Op, axes backends.ConvolveA
 		threads: b.backend.threads,
 	}
 	if !b.backend.im2col {
-		if d, kernelNode := dnnlFor(axes, xs, ks, out, strides, paddings, inputDilations, kernelDilations, in[1], b.backend.threads); d != nil {
+		if d, kernelNode := dnnlFor(axes, xs, ks, out, strides, paddings, inputDilations, kernelDilations, in[1], b.backend); d != nil {
 			p.dnnl = d
 			b.backend.convPaths[d.kind].Add(1)
 			return b.newNode(backends.OpTypeConvGeneral, out, p, in[0], kernelNode), nil
@@ -106,14 +106,14 @@ func (b *builder) ConvGeneral(input, kernel backends.Op, axes backends.ConvolveA
 // The first two are identities for any convolution of that layout, not only
 // for gradients; the third only matches gomlx's gradient layout.
 func dnnlFor(axes backends.ConvolveAxesConfig, xs, ks, out shapes.Shape, strides []int, paddings [][2]int,
-	idil, kdil []int, kernelNode *simplego.Node, threads int) (*dnnlConv, *simplego.Node) {
+	idil, kdil []int, kernelNode *simplego.Node, backend *Backend) (*dnnlConv, *simplego.Node) {
 	nchw := func(batch, channels int, spatial []int) bool {
 		return batch == 0 && channels == 1 && len(spatial) == 2 && spatial[0] == 2 && spatial[1] == 2+1
 	}
 	dense := func(v []int) bool { return v[0] == 1 && v[1] == 1 }
 	xd, kd, od := xs.Dimensions, ks.Dimensions, out.Dimensions
 	keff := func(k, dil int) int { return (k-1)*dil + 1 }
-	d := &dnnlConv{threads: threads}
+	d := &dnnlConv{threads: backend.threads, serial: &backend.convMu}
 	switch {
 	case nchw(axes.InputBatch, axes.InputChannels, axes.InputSpatial) && nchw(axes.OutputBatch, axes.OutputChannels, axes.OutputSpatial) &&
 		nchw(axes.KernelOutputChannels, axes.KernelInputChannels, axes.KernelSpatial) && dense(idil):

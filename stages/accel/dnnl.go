@@ -47,8 +47,8 @@ static dnnl_status_t vf_reorder(dnnl_engine_t eng, const dnnl_memory_desc_t *fro
 static vf_conv *vf_conv_new(dnnl_engine_t eng, int kind, long n, long c, long h, long w,
                             long o, long kh, long kw, long oh, long ow,
                             long sy, long sx, long dy, long dx,
-                            long ply, long plx, long pry, long prx, int *status) {
-	omp_set_num_threads(1);
+                            long ply, long plx, long pry, long prx, int nthr, int *status) {
+	omp_set_num_threads(nthr);
 	dnnl_dims_t src_d = {n, c, h, w}, wei_d = {o, c, kh, kw}, dst_d = {n, o, oh, ow};
 	dnnl_dims_t strides = {sy, sx}, dil = {dy, dx}, pl = {ply, plx}, pr = {pry, prx};
 	dnnl_memory_desc_t src_any, wei_any, dst_any, src_u, wei_u, dst_u;
@@ -124,8 +124,8 @@ static size_t vf_conv_bytes(vf_conv *c, int i) { return i < 3 ? c->bytes[i] : c-
 // vf_conv_run runs c on plain buffers a, b -> out; t0..t2 hold the
 // primitive's own layouts where bytes[i] > 0, scratch its scratchpad.
 static int vf_conv_run(vf_conv *c, float *a, float *b, float *out,
-                       float *t0, float *t1, float *t2, void *scratch) {
-	omp_set_num_threads(1);
+                       float *t0, float *t1, float *t2, void *scratch, int nthr) {
+	omp_set_num_threads(nthr);
 	float *user[3] = {a, b, out}, *tmp[3] = {t0, t1, t2};
 	dnnl_memory_t um[3] = {0}, pm[3] = {0}, sm = NULL;
 	dnnl_stream_t st = NULL;
@@ -229,8 +229,10 @@ type dnnlConv struct {
 	kind                   convKind
 	n, c, h, w, o, kh, kw  int
 	oh, ow                 int
-	stride, dilate, pl, pr [2]int // dilate: oneDNN's (0 = dense)
-	flip                   bool   // backward-data weights arrive spatially reversed
+	stride, dilate, pl, pr [2]int      // dilate: oneDNN's (0 = dense)
+	flip                   bool        // backward-data weights arrive spatially reversed
+	omp                    int         // oneDNN's own threads per call
+	serial                 *sync.Mutex // the backend's: one convolution at a time
 	threads                int
 	eng                    C.dnnl_engine_t
 	mu                     sync.Mutex
@@ -250,7 +252,7 @@ func (d *dnnlConv) plan(n int) (*dnnlPlan, error) {
 	c := C.vf_conv_new(d.eng, C.int(d.kind), C.long(n), C.long(d.c), C.long(d.h), C.long(d.w),
 		C.long(d.o), C.long(d.kh), C.long(d.kw), C.long(d.oh), C.long(d.ow),
 		C.long(d.stride[0]), C.long(d.stride[1]), C.long(d.dilate[0]), C.long(d.dilate[1]),
-		C.long(d.pl[0]), C.long(d.pl[1]), C.long(d.pr[0]), C.long(d.pr[1]), &st)
+		C.long(d.pl[0]), C.long(d.pl[1]), C.long(d.pr[0]), C.long(d.pr[1]), C.int(d.omp), &st)
 	if c == nil {
 		return nil, fmt.Errorf("accel: oneDNN convolution %s for src [%d %d %d %d] weights [%d %d %d %d] dst [%d %d %d %d] "+
 			"stride %v dilation %v padding %v/%v: status %d", d.kind, n, d.c, d.h, d.w, d.o, d.c, d.kh, d.kw, n, d.o, d.oh, d.ow,
@@ -274,6 +276,10 @@ func newDNNLConv(d *dnnlConv) (*dnnlConv, error) {
 		return nil, err
 	}
 	d.eng = eng
+	// Splitting the batch across goroutines, each with a one-thread
+	// primitive, measured as fast as oneDNN's own two OpenMP threads on
+	// AlexNet and composes with the Go scheduler.
+	d.omp = 1
 	d.threads = max(1, min(d.threads, d.n))
 	if _, err := d.plan((d.n + d.threads - 1) / d.threads); err != nil {
 		return nil, err
@@ -361,6 +367,11 @@ func (d *dnnlConv) exec(a, b, out []float32) error {
 		}
 		jobs[p] = j
 	}
+	// Each convolution already keeps every thread busy; two at once
+	// (gomlx runs a layer's two gradients in parallel) would only share
+	// the cores and thrash their caches, and hold twice the scratch.
+	d.serial.Lock()
+	defer d.serial.Unlock()
 	errs := make([]error, parts)
 	var wg sync.WaitGroup
 	for p := range parts {
@@ -369,7 +380,7 @@ func (d *dnnlConv) exec(a, b, out []float32) error {
 			defer wg.Done()
 			j := jobs[p]
 			if st := C.vf_conv_run(j.plan.c, fptr(j.a), fptr(j.b), fptr(j.out), fptr(j.t0), fptr(j.t1), fptr(j.t2),
-				unsafe.Pointer(fptr(j.s))); st != C.dnnl_success {
+				unsafe.Pointer(fptr(j.s)), C.int(d.omp)); st != C.dnnl_success {
 				errs[p] = fmt.Errorf("accel: oneDNN convolution %s: status %d", d.kind, int(st))
 			}
 		}()
