@@ -17,6 +17,10 @@ type builder struct {
 	backends.Builder
 	sg      *simplego.Builder
 	backend *Backend
+	// maxOf records the float32 Max(x, c) nodes against a scalar c by
+	// their input x, so that their gradient can read the output instead
+	// (see nonNegMul).
+	maxOf map[*simplego.Node][]*simplego.Node
 }
 
 // nodes converts ops to simplego nodes of this builder.

@@ -116,6 +116,16 @@ static void nonneg_mul(float *o, const float *v, const float *x, float c, long n
 	}
 }
 
+// pos_mul is the ReLU gradient read from the ReLU's output y = max(x, c):
+// v where y > c (x > c) or y is NaN (x is), else 0. It differs from
+// nonneg_mul only at x == c, where, like PyTorch, it gives 0.
+static void pos_mul(float *o, const float *v, const float *y, float c, long n) {
+	IVDEP for (long i = 0; i < n; i++) {
+		float d = y[i];
+		o[i] = v[i] * (float)(d > c || d != d);
+	}
+}
+
 // u8_to_f32 widens bytes to floats (every uint8 is exact in float32).
 static void u8_to_f32(float *o, const unsigned char *x, long n) {
 	for (long i = 0; i < n; i++) o[i] = (float)x[i];
@@ -228,7 +238,19 @@ func (b *builder) Div(x, y backends.Op) (backends.Op, error) {
 
 // Max implements backends.Builder (float32 on a vectorised, threaded kernel).
 func (b *builder) Max(x, y backends.Op) (backends.Op, error) {
-	return b.binary(backends.OpTypeMax, x, y, b.Builder.Max)
+	out, err := b.binary(backends.OpTypeMax, x, y, b.Builder.Max)
+	if err != nil {
+		return nil, err
+	}
+	if n, ok := out.(*simplego.Node); ok && shapeOf(n).DType == dtypes.Float32 {
+		if in, err := b.nodes("Max", x, y); err == nil && shapeOf(in[1]).Size() == 1 && shapeOf(in[0]).Equal(shapeOf(n)) {
+			if b.maxOf == nil {
+				b.maxOf = map[*simplego.Node][]*simplego.Node{}
+			}
+			b.maxOf[in[0]] = append(b.maxOf[in[0]], n)
+		}
+	}
+	return out, nil
 }
 
 // Min implements backends.Builder (float32 on a vectorised, threaded kernel).
@@ -389,7 +411,11 @@ func (p *binaryParams) execOwned(backend *simplego.Backend, node *simplego.Node,
 
 // nonNegMulParams is the data of a fused ReLU-gradient node: inputs v, x
 // and the scalar c of v * NonNegativeIndicator(x - c).
-type nonNegMulParams struct{ threads int }
+type nonNegMulParams struct {
+	threads int
+	// fromOutput: the second input is y = Max(x, c), not x.
+	fromOutput bool
+}
 
 // nonNegMul recognises gomlx's gradient of Max(x, c) with respect to x,
 // Mul(v, Sign(Add(Sign(Sub(x, c)), 1))) (graph.NonNegativeIndicator), five
@@ -430,6 +456,15 @@ func (b *builder) nonNegMul(vOp, indOp backends.Op) (backends.Op, bool) {
 		return nil, false
 	}
 	p := &nonNegMulParams{threads: b.backend.threads}
+	for _, m := range b.maxOf[x] {
+		if mirror(m).inputs[1] == c {
+			// Reading ReLU's output rather than its input lets the input
+			// die at the ReLU, which then runs in place: training holds one
+			// activation per layer instead of two, as PyTorch does.
+			p.fromOutput = true
+			return b.newNode(backends.OpTypeMul, shape.Clone(), p, v, m, c), true
+		}
+	}
 	return b.newNode(backends.OpTypeMul, shape.Clone(), p, v, x, c), true
 }
 
@@ -471,6 +506,11 @@ func (p *nonNegMulParams) execOwned(backend *simplego.Backend, node *simplego.No
 	}
 	splitRange(threads, len(o), func(lo, hi int) {
 		if lo == hi {
+			return
+		}
+		if p.fromOutput {
+			C.pos_mul((*C.float)(unsafe.Pointer(&o[lo])), (*C.float)(unsafe.Pointer(&v[lo])),
+				(*C.float)(unsafe.Pointer(&x[lo])), C.float(c), C.long(hi-lo))
 			return
 		}
 		C.nonneg_mul((*C.float)(unsafe.Pointer(&o[lo])), (*C.float)(unsafe.Pointer(&v[lo])),
