@@ -114,6 +114,9 @@ type Backend struct {
 	convPaths [4]atomic.Int64
 	// convMu lets one oneDNN convolution run at a time; see dnnlConv.exec.
 	convMu sync.Mutex
+	// dnnlChunkBytes overrides chunkBytes for convolutions built after it
+	// is set (tests use it to make every sample a chunk).
+	dnnlChunkBytes int
 }
 
 // ConvPaths reports how many float32 2-D convolutions graphs built on b

@@ -113,7 +113,7 @@ func dnnlFor(axes backends.ConvolveAxesConfig, xs, ks, out shapes.Shape, strides
 	dense := func(v []int) bool { return v[0] == 1 && v[1] == 1 }
 	xd, kd, od := xs.Dimensions, ks.Dimensions, out.Dimensions
 	keff := func(k, dil int) int { return (k-1)*dil + 1 }
-	d := &dnnlConv{threads: backend.threads, serial: &backend.convMu}
+	d := &dnnlConv{threads: backend.threads, serial: &backend.convMu, chunkBytes: backend.dnnlChunkBytes}
 	switch {
 	case nchw(axes.InputBatch, axes.InputChannels, axes.InputSpatial) && nchw(axes.OutputBatch, axes.OutputChannels, axes.OutputSpatial) &&
 		nchw(axes.KernelOutputChannels, axes.KernelInputChannels, axes.KernelSpatial) && dense(idil):

@@ -233,6 +233,7 @@ type dnnlConv struct {
 	flip                   bool        // backward-data weights arrive spatially reversed
 	omp                    int         // oneDNN's own threads per call
 	serial                 *sync.Mutex // the backend's: one convolution at a time
+	chunkBytes             int         // overrides the package's chunkBytes when > 0
 	threads                int
 	eng                    C.dnnl_engine_t
 	mu                     sync.Mutex
@@ -287,11 +288,36 @@ func newDNNLConv(d *dnnlConv) (*dnnlConv, error) {
 	return d, nil
 }
 
+// chunkBytes bounds the oneDNN-layout copies of one primitive call: the
+// batch is fed to oneDNN in chunks of about this many bytes of activations
+// per thread, so that its reordered copies of the inputs and outputs stay a
+// few MB instead of a second copy of a layer's whole activations (at batch
+// 256, AlexNet's conv1 output alone is 198 MB).
+const chunkBytes = 16 << 20
+
+// chunk is the number of samples per primitive call.
+func (d *dnnlConv) chunk(part int) int {
+	round16 := func(c int) int { return (c + 15) / 16 * 16 }
+	perSample := 4 * max(round16(d.c)*d.h*d.w, round16(d.o)*d.oh*d.ow)
+	limit := chunkBytes
+	if d.chunkBytes > 0 {
+		limit = d.chunkBytes
+	}
+	return max(1, min(part, limit/max(1, perSample)))
+}
+
 // exec runs the convolution on float32 buffers a, b (the primitive's two
 // inputs, plain layout) into out, splitting the batch across threads, each
 // with a single-threaded primitive: like OpenBLAS here, oneDNN's OpenMP
 // pool would otherwise compete with gomlx's own parallel ops for cores.
+// Each thread feeds its share in chunks (see chunkBytes).
 func (d *dnnlConv) exec(a, b, out []float32) error {
+	// Each convolution already keeps every thread busy; two at once
+	// (gomlx runs a layer's two gradients in parallel) would only share
+	// the cores and thrash their caches, and hold twice the scratch.
+	d.serial.Lock()
+	defer d.serial.Unlock()
+
 	// Scratch comes from C's allocator, not the backend's buffer pool: the
 	// pool keeps buffers by size until the next GC, so a training step's
 	// peak would count every layer's scratch at once; malloc'd blocks are
@@ -328,61 +354,90 @@ func (d *dnnlConv) exec(a, b, out []float32) error {
 	}
 	parts := max(1, min(d.threads, d.n))
 	wsize := d.o * d.c * d.kh * d.kw
+	inA, inB := d.c*d.h*d.w, d.o*d.oh*d.ow // src and dst per sample
 	type job struct {
-		plan          *dnnlPlan
-		a, b, out     []float32
-		t0, t1, t2, s []float32
+		lo, hi, chunk int
+		plans         map[int]*dnnlPlan // by chunk size
+		t             [4][]float32      // oneDNN-layout copies and scratchpad
+		out, tmp      []float32         // backward-weights: this share's sum and one chunk's
 	}
 	jobs := make([]job, parts)
 	for p := range parts {
-		lo, hi := d.n*p/parts, d.n*(p+1)/parts
-		plan, err := d.plan(hi - lo)
-		if err != nil {
-			return err
+		j := job{lo: d.n * p / parts, hi: d.n * (p + 1) / parts, plans: map[int]*dnnlPlan{}}
+		j.chunk = d.chunk(j.hi - j.lo)
+		sizes := []int{j.chunk}
+		if r := (j.hi - j.lo) % j.chunk; r != 0 {
+			sizes = append(sizes, r)
 		}
-		j := job{plan: plan}
-		inA, inB := d.c*d.h*d.w, d.o*d.oh*d.ow // src and dst per sample
-		switch d.kind {
-		case convForward:
-			j.a, j.b, j.out = a[lo*inA:hi*inA], b, out[lo*inB:hi*inB]
-		case convBackData:
-			j.a, j.b, j.out = a[lo*inB:hi*inB], b, out[lo*inA:hi*inA]
-		case convBackWeights:
-			j.a, j.b, j.out = a[lo*inA:hi*inA], b[lo*inB:hi*inB], out
-			if p > 0 {
-				// Partial kernel gradients of later shares are summed
-				// into the first's afterwards.
-				if j.out, err = alloc(4 * wsize); err != nil {
+		var need [4]int
+		for _, n := range sizes {
+			plan, err := d.plan(n)
+			if err != nil {
+				return err
+			}
+			j.plans[n] = plan
+			for i := range need {
+				need[i] = max(need[i], int(C.vf_conv_bytes(plan.c, C.int(i))))
+			}
+		}
+		for i, n := range need {
+			if n > 0 {
+				var err error
+				if j.t[i], err = alloc(n); err != nil {
 					return err
 				}
 			}
 		}
-		bufs := []*[]float32{&j.t0, &j.t1, &j.t2, &j.s}
-		for i, dst := range bufs {
-			if n := int(C.vf_conv_bytes(plan.c, C.int(i))); n > 0 {
-				if *dst, err = alloc(n); err != nil {
+		if d.kind == convBackWeights {
+			// Kernel gradients of later chunks and shares are summed into
+			// the first's, in a fixed order.
+			j.out = out
+			var err error
+			if p > 0 {
+				if j.out, err = alloc(4 * wsize); err != nil {
+					return err
+				}
+			}
+			if j.hi-j.lo > j.chunk {
+				if j.tmp, err = alloc(4 * wsize); err != nil {
 					return err
 				}
 			}
 		}
 		jobs[p] = j
 	}
-	// Each convolution already keeps every thread busy; two at once
-	// (gomlx runs a layer's two gradients in parallel) would only share
-	// the cores and thrash their caches, and hold twice the scratch.
-	d.serial.Lock()
-	defer d.serial.Unlock()
+	run := func(j *job) error {
+		for c0 := j.lo; c0 < j.hi; c0 += j.chunk {
+			c1 := min(c0+j.chunk, j.hi)
+			var x, y, z []float32
+			switch d.kind {
+			case convForward:
+				x, y, z = a[c0*inA:c1*inA], b, out[c0*inB:c1*inB]
+			case convBackData:
+				x, y, z = a[c0*inB:c1*inB], b, out[c0*inA:c1*inA]
+			case convBackWeights:
+				x, y, z = a[c0*inA:c1*inA], b[c0*inB:c1*inB], j.out
+				if c0 > j.lo {
+					z = j.tmp
+				}
+			}
+			if st := C.vf_conv_run(j.plans[c1-c0].c, fptr(x), fptr(y), fptr(z), fptr(j.t[0]), fptr(j.t[1]), fptr(j.t[2]),
+				unsafe.Pointer(fptr(j.t[3])), C.int(d.omp)); st != C.dnnl_success {
+				return fmt.Errorf("accel: oneDNN convolution %s: status %d", d.kind, int(st))
+			}
+			if d.kind == convBackWeights && c0 > j.lo {
+				C.vf_add(fptr(j.out), fptr(j.tmp), C.long(wsize))
+			}
+		}
+		return nil
+	}
 	errs := make([]error, parts)
 	var wg sync.WaitGroup
 	for p := range parts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			j := jobs[p]
-			if st := C.vf_conv_run(j.plan.c, fptr(j.a), fptr(j.b), fptr(j.out), fptr(j.t0), fptr(j.t1), fptr(j.t2),
-				unsafe.Pointer(fptr(j.s)), C.int(d.omp)); st != C.dnnl_success {
-				errs[p] = fmt.Errorf("accel: oneDNN convolution %s: status %d", d.kind, int(st))
-			}
+			errs[p] = run(&jobs[p])
 		}()
 	}
 	wg.Wait()

@@ -145,30 +145,46 @@ func TestConvParity(t *testing.T) {
 		{"dilated", []int{2, 2, 12, 12}, []int{3, 2, 3, 3}, images.ChannelsFirst, 1, 2, [][2]int{{2, 2}, {2, 2}}, false},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			be := newTestBackend(t).(*Backend)
-			parityOn(t, be, c.name, func(in []*Node) []*Node {
-				conv := Convolve(in[0], in[1]).ChannelsAxis(c.channels).Strides(c.stride).Dilations(c.dil)
-				if c.pad != nil {
-					conv = conv.PaddingPerDim(c.pad)
-				} else {
-					conv = conv.NoPadding()
-				}
-				out := conv.Done()
-				loss := ReduceAllSum(Mul(out, out))
-				return append([]*Node{out}, Gradient(loss, in[0], in[1])...)
-			}, 1e-5, c.x, c.k)
-			// The forward and both gradients must each have reached
-			// oneDNN (or, for layouts it is not given, im2col).
-			paths := be.ConvPaths()
-			if c.im2col {
-				if paths["im2col"] != 3 {
-					t.Errorf("convolution paths %v, expected 3 on im2col", paths)
-				}
-			} else if paths["im2col"] != 0 || paths["forward"] != 1 || paths["backward-data"] != 1 || paths["backward-weights"] != 1 {
-				t.Errorf("convolution paths %v, expected one of each oneDNN primitive", paths)
+		for _, chunked := range []bool{false, true} {
+			name := c.name
+			if chunked {
+				name += "/chunked"
 			}
-		})
+			t.Run(name, func(t *testing.T) {
+				testConvParity(t, c.name, c.x, c.k, c.channels, c.stride, c.dil, c.pad, c.im2col, chunked)
+			})
+		}
+	}
+}
+
+// testConvParity checks one convolution and its gradients against gomlx's
+// own kernels; chunked feeds oneDNN one sample per call, so that every
+// chunking path (and the summing of kernel-gradient chunks) runs.
+func testConvParity(t *testing.T, name string, xd, kd []int, channels images.ChannelsAxisConfig, stride, dil int, pad [][2]int, im2col, chunked bool) {
+	be := newTestBackend(t).(*Backend)
+	if chunked {
+		be.dnnlChunkBytes = 1
+	}
+	parityOn(t, be, name, func(in []*Node) []*Node {
+		conv := Convolve(in[0], in[1]).ChannelsAxis(channels).Strides(stride).Dilations(dil)
+		if pad != nil {
+			conv = conv.PaddingPerDim(pad)
+		} else {
+			conv = conv.NoPadding()
+		}
+		out := conv.Done()
+		loss := ReduceAllSum(Mul(out, out))
+		return append([]*Node{out}, Gradient(loss, in[0], in[1])...)
+	}, 1e-5, xd, kd)
+	// The forward and both gradients must each have reached oneDNN (or,
+	// for layouts it is not given, im2col).
+	paths := be.ConvPaths()
+	if im2col {
+		if paths["im2col"] != 3 {
+			t.Errorf("convolution paths %v, expected 3 on im2col", paths)
+		}
+	} else if paths["im2col"] != 0 || paths["forward"] != 1 || paths["backward-data"] != 1 || paths["backward-weights"] != 1 {
+		t.Errorf("convolution paths %v, expected one of each oneDNN primitive", paths)
 	}
 }
 
