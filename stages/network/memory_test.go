@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"runtime/debug"
 	"slices"
 	"testing"
 
@@ -111,5 +112,33 @@ func TestBackendTensor(t *testing.T) {
 	}
 	if s := tensors.ToScalar[float32](out[0]); s != 21 {
 		t.Errorf("sum in graph %v, want 21", s)
+	}
+}
+
+// TestHeapTrimmerBound checks that a step's soft memory limit sits above
+// what the runtime held at the last trim, by at least the minimum slack,
+// and that the previous limit comes back afterwards.
+func TestHeapTrimmerBound(t *testing.T) {
+	prev := debug.SetMemoryLimit(1 << 50)
+	defer debug.SetMemoryLimit(prev)
+	var h heapTrimmer
+	if got := debug.SetMemoryLimit(-1); got != 1<<50 {
+		t.Fatalf("limit %d before any trim, expected 1<<50", got)
+	}
+	restore := h.bound() // no trim yet: no limit
+	if got := debug.SetMemoryLimit(-1); got != 1<<50 {
+		t.Errorf("limit %d with nothing measured, expected it unchanged", got)
+	}
+	restore()
+	h.collect()
+	restore = h.bound()
+	lim := debug.SetMemoryLimit(-1)
+	total := int64(h.total.Load())
+	if total <= 0 || lim < total+boundSlackMin || lim > total+boundSlackMin+int64(h.base.Load()) {
+		t.Errorf("limit %d during a step with %d held at the trim, expected %d plus a slack of at least %d", lim, total, total, boundSlackMin)
+	}
+	restore()
+	if got := debug.SetMemoryLimit(-1); got != 1<<50 {
+		t.Errorf("limit %d after the step, expected the previous 1<<50 back", got)
 	}
 }

@@ -86,7 +86,9 @@ func (pr *Predictor) Run(images []uint8, n int) ([]float32, int, error) {
 	}
 	in := tensors.FromFlatDataAndDimensions(images, n, 3, s, s)
 	args = append(args, in)
+	restore := pr.trim.bound()
 	out, err := pr.exec.Exec(args...)
+	restore()
 	in.FinalizeAll()
 	if err != nil {
 		return nil, 0, fmt.Errorf("predict: %w", err)

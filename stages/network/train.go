@@ -326,7 +326,9 @@ func Fit(ctx context.Context, backend backends.Backend, obj Objective, init Weig
 			for _, x := range batch {
 				args = append(args, x)
 			}
+			restore := trim.bound()
 			out, err := step.Exec(args...)
+			restore()
 			if err != nil {
 				return nil, fmt.Errorf("fit: train step %d: %w", t, err)
 			}
