@@ -121,8 +121,9 @@ static void nonneg_mul(float *o, const float *v, const float *x, float c, long n
 // nonneg_mul only at x == c, where, like PyTorch, it gives 0.
 static void pos_mul(float *o, const float *v, const float *y, float c, long n) {
 	IVDEP for (long i = 0; i < n; i++) {
-		float d = y[i];
-		o[i] = v[i] * (float)(d > c || d != d);
+		// !(y <= c) is y > c or NaN, in one compare that vectorises
+		// (a || would branch).
+		o[i] = v[i] * (float)!(y[i] <= c);
 	}
 }
 
