@@ -1,6 +1,7 @@
 package accel
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"runtime"
 	"syscall"
@@ -143,36 +144,45 @@ func BenchmarkConvBackward(b *testing.B) {
 	})
 }
 
-// fc6 of AlexNet: 9216 -> 4096 at batch 32.
-const (
-	fcB, fcIn, fcOut = 32, 9216, 4096
-	fcFlops          = 2.0 * fcB * fcIn * fcOut
-)
+// fc6 of AlexNet: 9216 -> 4096, at batch 32 (a memory-bound product: the
+// 151 MB weight matrix is read for 32 rows) and 256.
+const fcIn, fcOut = 9216, 4096
 
-func fcArgs() []any {
+func fcArgs(batch int) []any {
 	rng := rand.New(rand.NewPCG(6, 6))
 	return []any{
-		tensors.FromFlatDataAndDimensions(randn(rng, fcB*fcIn, 1), fcB, fcIn),
+		tensors.FromFlatDataAndDimensions(randn(rng, batch*fcIn, 1), batch, fcIn),
 		tensors.FromFlatDataAndDimensions(randn(rng, fcIn*fcOut, 0.01), fcIn, fcOut),
-		tensors.FromFlatDataAndDimensions(randn(rng, fcB*fcOut, 1), fcB, fcOut),
+		tensors.FromFlatDataAndDimensions(randn(rng, batch*fcOut, 1), batch, fcOut),
+	}
+}
+
+// fcBatches runs bench at batch 32 and 256.
+func fcBatches(b *testing.B, bench func(b *testing.B, batch int)) {
+	for _, batch := range []int{32, 256} {
+		b.Run(fmt.Sprintf("batch%d", batch), func(b *testing.B) { bench(b, batch) })
 	}
 }
 
 func BenchmarkDenseForward(b *testing.B) {
-	backend := newTestBackendB(b)
-	exe := MustNewExec(backend.(*Backend), func(x, w, v *Node) *Node { return MatMul(x, w) })
-	benchLayer(b, fcFlops, exe, fcArgs()...)
+	fcBatches(b, func(b *testing.B, batch int) {
+		backend := newTestBackendB(b)
+		exe := MustNewExec(backend.(*Backend), func(x, w, v *Node) *Node { return MatMul(x, w) })
+		benchLayer(b, 2.0*float64(batch)*fcIn*fcOut, exe, fcArgs(batch)...)
+	})
 }
 
 // BenchmarkDenseBackward times the input and weight gradients of a dense
 // layer, which gomlx expresses as ReduceSum(Mul(...)) and this package
 // fuses back into sgemm.
 func BenchmarkDenseBackward(b *testing.B) {
-	backend := newTestBackendB(b)
-	exe := MustNewExec(backend.(*Backend), func(x, w, v *Node) []*Node {
-		return Gradient(ReduceAllSum(Mul(MatMul(x, w), v)), x, w)
+	fcBatches(b, func(b *testing.B, batch int) {
+		backend := newTestBackendB(b)
+		exe := MustNewExec(backend.(*Backend), func(x, w, v *Node) []*Node {
+			return Gradient(ReduceAllSum(Mul(MatMul(x, w), v)), x, w)
+		})
+		benchLayer(b, 4.0*float64(batch)*fcIn*fcOut, exe, fcArgs(batch)...)
 	})
-	benchLayer(b, 2*fcFlops, exe, fcArgs()...)
 }
 
 // alexnet-mini's conv1 at batch 256: 3 -> 16 channels, 11x11/2, pad 2,
