@@ -43,10 +43,16 @@
 // convolution primitives, the library PyTorch's CPU convolutions run on
 // (dnnl.go maps gomlx's gradient convolutions back onto them), with
 // im2col/col2im in C plus sgemm for layouts oneDNN is not given; plane
-// kernels for max/min/sum pooling and its gradient. OpenBLAS and oneDNN run
-// single-threaded and this package splits each GEMM or convolution batch
-// across Config.Threads goroutines, so their spinning thread pools never
-// compete with gomlx's parallel ops.
+// kernels for max/min/sum pooling and its gradient (AVX-512 where the CPU
+// has it); vectorised, threaded float32 element-wise ops (elementwise.go:
+// Add, Sub, Mul, Div, Max, Min with broadcasts folded into strides, uint8
+// to float32), ReduceSum (reduce.go), and transposes (transpose.go, those
+// that only move unit axes become free reshapes); gomlx's five-op ReLU
+// gradient fused into one pass that reads the ReLU's output, so that the
+// ReLU runs in place. OpenBLAS and oneDNN run single-threaded and this
+// package splits each GEMM or convolution batch across Config.Threads
+// goroutines, so their spinning thread pools never compete with gomlx's
+// parallel ops. ProfileOps (opstats.go) times a graph op by op.
 package accel
 
 import (
