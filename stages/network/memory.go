@@ -35,6 +35,7 @@ import (
 type heapTrimmer struct {
 	base  atomic.Uint64 // live heap bytes after the last trim
 	total atomic.Uint64 // memory held by the Go runtime then (the soft limit's measure)
+	loose atomic.Bool   // the last step allocated too little to bound the next
 }
 
 // Heap growth tolerated between trims: at least slackMin, else a
@@ -42,10 +43,12 @@ type heapTrimmer struct {
 const (
 	slackMin = 64 << 20
 	slackDiv = 4
-	// boundSlackMin is bound's smallest slack: a step whose whole working
-	// set fits in it (alexnet-mini's) never collects mid-step, where the
-	// collections cost it 5-8% and saved nothing it needed.
-	boundSlackMin = 128 << 20
+	// bound's slack: at least boundSlackMin, else a boundSlackDiv-th of
+	// the live heap; and the allocation of a step below which the next
+	// runs unbounded.
+	boundSlackMin   = 32 << 20
+	boundSlackDiv   = 8
+	boundWorthwhile = 512 << 20
 )
 
 // heapMetrics returns the live heap as of the last collection and the heap
@@ -83,22 +86,43 @@ func (h *heapTrimmer) collect() {
 // the default pacing none comes until the heap has doubled, so at batch
 // 256 AlexNet held ~400 MB of such buffers at its peak. Under the limit the
 // collector runs as the step's allocations pass it, which frees them as
-// they go (AlexNet at batch 256: 2.6 GB peak without, 2.2 GB with). It is
-// cheap here because buffers hold no pointers (measured: 3-5% of a step),
-// and the runtime caps the collector's CPU share if a step truly needs more
-// than the limit.
+// they go (AlexNet at batch 256: training peak 2.6 GB without, 2.2 GB with;
+// inference 1.2 GB and 1.0 GB). It is cheap for big steps because buffers
+// hold no pointers (3-5% of the step), and the runtime caps the
+// collector's CPU share if a step truly needs more than the limit.
+//
+// Steps that allocate little (alexnet-mini's; AlexNet's at batch 32, whose
+// buffers the pools hand back step after step) strand little, and the
+// collections would cost them up to 20%: after a step that allocated less
+// than boundWorthwhile, the next runs without a limit. The first step is
+// always bounded, since it sets the high-water mark.
 //
 // The limit is process-wide: a step that overlaps another's restores the
 // limit it found, which at worst leaves collections more (or less)
 // frequent than needed, never changes results.
 func (h *heapTrimmer) bound() (restore func()) {
 	total := h.total.Load()
-	if total == 0 {
-		return func() {}
+	a0 := allocBytes()
+	done := func() { h.loose.Store(allocBytes()-a0 < boundWorthwhile) }
+	if total == 0 || h.loose.Load() {
+		return done
 	}
-	limit := total + max(boundSlackMin, h.base.Load()/slackDiv)
+	limit := total + max(boundSlackMin, h.base.Load()/boundSlackDiv)
 	prev := debug.SetMemoryLimit(int64(min(limit, math.MaxInt64)))
-	return func() { debug.SetMemoryLimit(prev) }
+	return func() {
+		debug.SetMemoryLimit(prev)
+		done()
+	}
+}
+
+// allocBytes is the runtime's count of heap bytes allocated so far.
+func allocBytes() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
 }
 
 // step is called between steps; see heapTrimmer.

@@ -117,28 +117,40 @@ func TestBackendTensor(t *testing.T) {
 
 // TestHeapTrimmerBound checks that a step's soft memory limit sits above
 // what the runtime held at the last trim, by at least the minimum slack,
-// and that the previous limit comes back afterwards.
+// that the previous limit comes back afterwards, and that a step that
+// allocated little leaves the next unbounded while a big one does not.
 func TestHeapTrimmerBound(t *testing.T) {
-	prev := debug.SetMemoryLimit(1 << 50)
+	const unset = int64(1 << 50)
+	prev := debug.SetMemoryLimit(unset)
 	defer debug.SetMemoryLimit(prev)
+	limit := func() int64 { return debug.SetMemoryLimit(-1) }
 	var h heapTrimmer
-	if got := debug.SetMemoryLimit(-1); got != 1<<50 {
-		t.Fatalf("limit %d before any trim, expected 1<<50", got)
-	}
 	restore := h.bound() // no trim yet: no limit
-	if got := debug.SetMemoryLimit(-1); got != 1<<50 {
+	if got := limit(); got != unset {
 		t.Errorf("limit %d with nothing measured, expected it unchanged", got)
 	}
 	restore()
+	h.loose.Store(false)
 	h.collect()
 	restore = h.bound()
-	lim := debug.SetMemoryLimit(-1)
-	total := int64(h.total.Load())
+	lim, total := limit(), int64(h.total.Load())
 	if total <= 0 || lim < total+boundSlackMin || lim > total+boundSlackMin+int64(h.base.Load()) {
 		t.Errorf("limit %d during a step with %d held at the trim, expected %d plus a slack of at least %d", lim, total, total, boundSlackMin)
 	}
-	restore()
-	if got := debug.SetMemoryLimit(-1); got != 1<<50 {
-		t.Errorf("limit %d after the step, expected the previous 1<<50 back", got)
+	restore() // allocated nothing: the next step runs unbounded
+	if got := limit(); got != unset {
+		t.Errorf("limit %d after the step, expected the previous one back", got)
 	}
+	restore = h.bound()
+	if got := limit(); got != unset {
+		t.Errorf("limit %d after a step that allocated nothing, expected none", got)
+	}
+	big := make([]byte, boundWorthwhile+1)
+	big[len(big)-1] = 1
+	restore() // allocated boundWorthwhile: the next step is bounded again
+	restore = h.bound()
+	if got := limit(); got == unset {
+		t.Errorf("no limit after a step that allocated %d bytes", len(big))
+	}
+	restore()
 }
