@@ -240,10 +240,10 @@ func benchVsTorch(b *testing.B, cfg Config, steps func(batch int) int) {
 }
 
 // BenchmarkMini64 compares alexnet-mini (64x64) with PyTorch 1.13 CPU:
-// 40 timed steps at batch 32, 6 at 256 (a step takes milliseconds, so
+// 40 timed steps at batch 32, 20 at 256 (a step takes milliseconds, so
 // fewer would time the machine's noise).
 func BenchmarkMini64(b *testing.B) {
-	benchVsTorch(b, Mini(1000), func(batch int) int { return max(6, 1280/batch) })
+	benchVsTorch(b, Mini(1000), func(batch int) int { return max(20, 1280/batch) })
 }
 
 // BenchmarkAlexNet224 compares AlexNet (224x224) with PyTorch 1.13 CPU:

@@ -40,11 +40,12 @@ type heapTrimmer struct {
 
 // Heap growth tolerated between trims: at least slackMin, else a
 // slackDiv-th of the live heap. With 64 MB, alexnet-mini at batch 256 (a
-// ~150 MB step) lost its pools every step and ran 12% slower, zeroing and
-// faulting in fresh buffers, for 200 MB of peak where PyTorch takes 350;
-// 256 MB keeps them (310 MB) and leaves AlexNet's figures unchanged.
+// ~150 MB step) lost its pools every step and ran ~10% slower, zeroing and
+// faulting in fresh buffers, for a 200 MB peak where PyTorch takes 370-400;
+// 192 MB keeps them at a 315 MB peak (256 MB: 380) and leaves AlexNet's
+// figures unchanged.
 const (
-	slackMin = 256 << 20
+	slackMin = 192 << 20
 	slackDiv = 4
 	// bound's slack: at least boundSlackMin, else a boundSlackDiv-th of
 	// the live heap; and the allocation of a step below which the next
