@@ -117,7 +117,7 @@ type Backend struct {
 	im2col  bool // convolutions on im2col + sgemm rather than oneDNN
 	// convPaths counts the float32 2-D convolutions built, by the kernel
 	// that runs them: oneDNN's three primitives, then im2col.
-	convPaths [4]atomic.Int64
+	convPaths [convIm2col + 1]atomic.Int64
 	// convMu lets one oneDNN convolution run at a time; see dnnlConv.exec.
 	convMu sync.Mutex
 	// dnnlChunkBytes overrides chunkBytes for convolutions built after it
@@ -131,16 +131,19 @@ type Backend struct {
 // reach oneDNN can check that none fell back.
 func (b *Backend) ConvPaths() map[string]int64 {
 	out := map[string]int64{}
-	for k := range convKind(3) {
+	for k := range convIm2col + 1 {
 		out[k.String()] = b.convPaths[k].Load()
 	}
-	out["im2col"] = b.convPaths[3].Load()
 	return out
 }
 
 var _ backends.Backend = (*Backend)(nil)
 
-func newGo(cfg Config) (*Backend, error) {
+func newGo(cfg Config) (*Backend, error) { return newGoWith(cfg, "") }
+
+// newGoWith is newGo on a simplego backend created with the given
+// configuration string (e.g. "ops_sequential").
+func newGoWith(cfg Config, sgConfig string) (*Backend, error) {
 	if installErr != nil {
 		return nil, installErr
 	}
@@ -148,7 +151,7 @@ func newGo(cfg Config) (*Backend, error) {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	sg, err := simplego.New("")
+	sg, err := simplego.New(sgConfig)
 	if err != nil {
 		return nil, fmt.Errorf("accel: create gomlx go backend: %w", err)
 	}

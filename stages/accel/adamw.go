@@ -30,7 +30,6 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"sync"
 	"unsafe"
 )
 
@@ -78,19 +77,6 @@ func (o AdamW) Step(step int, w, g, m, v []float32) error {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	parts := min(threads, max(1, n>>16))
-	if parts == 1 {
-		run(0, n)
-		return nil
-	}
-	var wg sync.WaitGroup
-	for p := range parts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			run(n*p/parts, n*(p+1)/parts)
-		}()
-	}
-	wg.Wait()
+	splitRange(min(threads, max(1, n>>16)), n, run)
 	return nil
 }

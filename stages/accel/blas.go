@@ -240,21 +240,7 @@ func im2colT(a *im2colArgs, p []float32, ld, c0, c1, threads int) {
 			C.int(a.kh), C.int(a.kw), C.int(a.oh), C.int(a.ow), C.int(a.sty), C.int(a.stx),
 			C.int(a.pady), C.int(a.padx), C.int(a.kdy), C.int(a.kdx), C.int(a.idy), C.int(a.idx))
 	}
-	parts := min(threads, a.nb)
-	if parts <= 1 {
-		run(0, a.nb)
-		return
-	}
-	var wg sync.WaitGroup
-	for i := range parts {
-		lo, hi := a.nb*i/parts, a.nb*(i+1)/parts
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			run(lo, hi)
-		}()
-	}
-	wg.Wait()
+	splitRange(threads, a.nb, run)
 }
 
 // col2imArgs describes where col2im's sums land.
@@ -276,21 +262,7 @@ func col2im(a *col2imArgs, g []float32, ld, threads int) {
 			C.int(a.oh), C.int(a.ow), C.int(a.kh), C.int(a.kw), C.int(a.ih), C.int(a.iw),
 			C.int(a.pady), C.int(a.padx), C.int(a.kdy), C.int(a.kdx), C.int(a.idy), C.int(a.idx))
 	}
-	parts := min(threads, a.no)
-	if parts <= 1 {
-		run(0, a.no)
-		return
-	}
-	var wg sync.WaitGroup
-	for i := range parts {
-		lo, hi := a.no*i/parts, a.no*(i+1)/parts
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			run(lo, hi)
-		}()
-	}
-	wg.Wait()
+	splitRange(threads, a.no, run)
 }
 
 // im2col fills P (leading dimension ld) with patch rows for channels
@@ -304,20 +276,5 @@ func im2col(a *im2colArgs, p []float32, ld, c0, c1, threads int) {
 			C.int(a.kh), C.int(a.kw), C.int(a.oh), C.int(a.ow), C.int(a.sty), C.int(a.stx),
 			C.int(a.pady), C.int(a.padx), C.int(a.kdy), C.int(a.kdx), C.int(a.idy), C.int(a.idx))
 	}
-	n := c1 - c0
-	parts := min(threads, n)
-	if parts <= 1 {
-		run(c0, c1)
-		return
-	}
-	var wg sync.WaitGroup
-	for i := range parts {
-		lo, hi := c0+n*i/parts, c0+n*(i+1)/parts
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			run(lo, hi)
-		}()
-	}
-	wg.Wait()
+	splitRange(threads, c1-c0, func(lo, hi int) { run(c0+lo, c0+hi) })
 }

@@ -27,7 +27,6 @@ type convParams struct {
 	stride, kdil, idil     [2]int
 	pad                    [2]int // low padding per spatial axis
 	threads                int
-	dnnl                   *dnnlConv // set when oneDNN computes this node
 }
 
 // ConvGeneral implements backends.Builder: 2-D float32 convolutions without
@@ -56,6 +55,17 @@ func (b *builder) ConvGeneral(input, kernel backends.Op, axes backends.ConvolveA
 	if err != nil {
 		return nil, fmt.Errorf("accel ConvGeneral(input %s, kernel %s): %w", xs, ks, err)
 	}
+	if !b.backend.im2col {
+		if d, kernelNode := dnnlFor(axes, xs, ks, out, strides, paddings, inputDilations, kernelDilations, in[1], b.backend); d != nil {
+			b.backend.convPaths[d.kind].Add(1)
+			return b.newNode(backends.OpTypeConvGeneral, out, d, in[0], kernelNode), nil
+		}
+	}
+	for i := range 2 {
+		if paddings[i][0] < 0 || paddings[i][1] < 0 {
+			return b.Builder.ConvGeneral(input, kernel, axes, strides, paddings, inputDilations, kernelDilations, 1, 1)
+		}
+	}
 	xst, kst, ost := xs.Strides(), ks.Strides(), out.Strides()
 	p := &convParams{
 		nb: xs.Dimensions[axes.InputBatch], nc: xs.Dimensions[axes.InputChannels], no: ks.Dimensions[axes.KernelOutputChannels],
@@ -71,19 +81,7 @@ func (b *builder) ConvGeneral(input, kernel backends.Op, axes backends.ConvolveA
 		pad:     [2]int{paddings[0][0], paddings[1][0]},
 		threads: b.backend.threads,
 	}
-	if !b.backend.im2col {
-		if d, kernelNode := dnnlFor(axes, xs, ks, out, strides, paddings, inputDilations, kernelDilations, in[1], b.backend); d != nil {
-			p.dnnl = d
-			b.backend.convPaths[d.kind].Add(1)
-			return b.newNode(backends.OpTypeConvGeneral, out, p, in[0], kernelNode), nil
-		}
-	}
-	for i := range 2 {
-		if paddings[i][0] < 0 || paddings[i][1] < 0 {
-			return b.Builder.ConvGeneral(input, kernel, axes, strides, paddings, inputDilations, kernelDilations, 1, 1)
-		}
-	}
-	b.backend.convPaths[3].Add(1)
+	b.backend.convPaths[convIm2col].Add(1)
 	return b.newNode(backends.OpTypeConvGeneral, out, p, in[0], in[1]), nil
 }
 
@@ -108,7 +106,7 @@ func (b *builder) ConvGeneral(input, kernel backends.Op, axes backends.ConvolveA
 func dnnlFor(axes backends.ConvolveAxesConfig, xs, ks, out shapes.Shape, strides []int, paddings [][2]int,
 	idil, kdil []int, kernelNode *simplego.Node, backend *Backend) (*dnnlConv, *simplego.Node) {
 	nchw := func(batch, channels int, spatial []int) bool {
-		return batch == 0 && channels == 1 && len(spatial) == 2 && spatial[0] == 2 && spatial[1] == 2+1
+		return batch == 0 && channels == 1 && slices.Equal(spatial, []int{2, 3})
 	}
 	dense := func(v []int) bool { return v[0] == 1 && v[1] == 1 }
 	xd, kd, od := xs.Dimensions, ks.Dimensions, out.Dimensions
@@ -194,12 +192,6 @@ func (p *convParams) exec(backend *simplego.Backend, node *simplego.Node, inputs
 		return nil, fmt.Errorf("accel ConvGeneral output: %w", err)
 	}
 	x, k, o := xf.([]float32), kf.([]float32), of.([]float32)
-	if p.dnnl != nil {
-		if err := p.dnnl.exec(x, k, o); err != nil {
-			return nil, err
-		}
-		return out, nil
-	}
 	s := p.oh * p.ow
 	rows := p.nc * p.kh * p.kw
 	if len(o) == 0 {

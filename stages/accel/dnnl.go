@@ -47,8 +47,10 @@ static dnnl_status_t vf_reorder(dnnl_engine_t eng, const dnnl_memory_desc_t *fro
 static vf_conv *vf_conv_new(dnnl_engine_t eng, int kind, long n, long c, long h, long w,
                             long o, long kh, long kw, long oh, long ow,
                             long sy, long sx, long dy, long dx,
-                            long ply, long plx, long pry, long prx, int nthr, int *status) {
-	omp_set_num_threads(nthr);
+                            long ply, long plx, long pry, long prx, int *status) {
+	// Before planning too: oneDNN sizes its kernels' work split for the
+	// thread count it sees at creation.
+	omp_set_num_threads(1);
 	dnnl_dims_t src_d = {n, c, h, w}, wei_d = {o, c, kh, kw}, dst_d = {n, o, oh, ow};
 	dnnl_dims_t strides = {sy, sx}, dil = {dy, dx}, pl = {ply, plx}, pr = {pry, prx};
 	dnnl_memory_desc_t src_any, wei_any, dst_any, src_u, wei_u, dst_u;
@@ -124,8 +126,8 @@ static size_t vf_conv_bytes(vf_conv *c, int i) { return i < 3 ? c->bytes[i] : c-
 // vf_conv_run runs c on plain buffers a, b -> out; t0..t2 hold the
 // primitive's own layouts where bytes[i] > 0, scratch its scratchpad.
 static int vf_conv_run(vf_conv *c, float *a, float *b, float *out,
-                       float *t0, float *t1, float *t2, void *scratch, int nthr) {
-	omp_set_num_threads(nthr);
+                       float *t0, float *t1, float *t2, void *scratch) {
+	omp_set_num_threads(1);
 	float *user[3] = {a, b, out}, *tmp[3] = {t0, t1, t2};
 	dnnl_memory_t um[3] = {0}, pm[3] = {0}, sm = NULL;
 	dnnl_stream_t st = NULL;
@@ -190,6 +192,8 @@ import (
 	"runtime"
 	"sync"
 	"unsafe"
+
+	"github.com/gomlx/gomlx/backends/simplego"
 )
 
 // convKind is which oneDNN convolution primitive computes a ConvGeneral.
@@ -199,10 +203,13 @@ const (
 	convForward     convKind = C.VF_FWD
 	convBackData    convKind = C.VF_BWD_DATA
 	convBackWeights convKind = C.VF_BWD_WEIGHTS
+	// convIm2col is not a oneDNN primitive: it counts, in
+	// Backend.convPaths, the convolutions left on im2col + sgemm.
+	convIm2col convKind = 3
 )
 
 func (k convKind) String() string {
-	return [...]string{"forward", "backward-data", "backward-weights"}[k]
+	return [...]string{"forward", "backward-data", "backward-weights", "im2col"}[k]
 }
 
 // dnnlEngine is the process's oneDNN CPU engine. An engine is a stateless
@@ -231,7 +238,6 @@ type dnnlConv struct {
 	oh, ow                 int
 	stride, dilate, pl, pr [2]int      // dilate: oneDNN's (0 = dense)
 	flip                   bool        // backward-data weights arrive spatially reversed
-	omp                    int         // oneDNN's own threads per call
 	serial                 *sync.Mutex // the backend's: one convolution at a time
 	chunkBytes             int         // overrides the package's chunkBytes when > 0
 	threads                int
@@ -253,7 +259,7 @@ func (d *dnnlConv) plan(n int) (*dnnlPlan, error) {
 	c := C.vf_conv_new(d.eng, C.int(d.kind), C.long(n), C.long(d.c), C.long(d.h), C.long(d.w),
 		C.long(d.o), C.long(d.kh), C.long(d.kw), C.long(d.oh), C.long(d.ow),
 		C.long(d.stride[0]), C.long(d.stride[1]), C.long(d.dilate[0]), C.long(d.dilate[1]),
-		C.long(d.pl[0]), C.long(d.pl[1]), C.long(d.pr[0]), C.long(d.pr[1]), C.int(d.omp), &st)
+		C.long(d.pl[0]), C.long(d.pl[1]), C.long(d.pr[0]), C.long(d.pr[1]), &st)
 	if c == nil {
 		return nil, fmt.Errorf("accel: oneDNN convolution %s for src [%d %d %d %d] weights [%d %d %d %d] dst [%d %d %d %d] "+
 			"stride %v dilation %v padding %v/%v: status %d", d.kind, n, d.c, d.h, d.w, d.o, d.c, d.kh, d.kw, n, d.o, d.oh, d.ow,
@@ -279,8 +285,7 @@ func newDNNLConv(d *dnnlConv) (*dnnlConv, error) {
 	d.eng = eng
 	// Splitting the batch across goroutines, each with a one-thread
 	// primitive, measured as fast as oneDNN's own two OpenMP threads on
-	// AlexNet and composes with the Go scheduler.
-	d.omp = 1
+	// AlexNet and alexnet-mini, and composes with the Go scheduler.
 	d.threads = max(1, min(d.threads, d.n))
 	if _, err := d.plan((d.n + d.threads - 1) / d.threads); err != nil {
 		return nil, err
@@ -306,12 +311,34 @@ func (d *dnnlConv) chunk(part int) int {
 	return max(1, min(part, limit/max(1, perSample)))
 }
 
-// exec runs the convolution on float32 buffers a, b (the primitive's two
+// exec runs the node's convolution (the dnnlConv is the node's data, which
+// the patched executor table hands its buffers).
+func (d *dnnlConv) exec(backend *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer) (*simplego.Buffer, error) {
+	a, err := f32(backend, inputs[0])
+	if err != nil {
+		return nil, fmt.Errorf("accel ConvGeneral input: %w", err)
+	}
+	b, err := f32(backend, inputs[1])
+	if err != nil {
+		return nil, fmt.Errorf("accel ConvGeneral kernel: %w", err)
+	}
+	out := backend.NewBuffer(mirror(node).shape)
+	o, err := f32(backend, out)
+	if err != nil {
+		return nil, fmt.Errorf("accel ConvGeneral output: %w", err)
+	}
+	if err := d.compute(a, b, o); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// compute runs the convolution on float32 data a, b (the primitive's two
 // inputs, plain layout) into out, splitting the batch across threads, each
 // with a single-threaded primitive: like OpenBLAS here, oneDNN's OpenMP
 // pool would otherwise compete with gomlx's own parallel ops for cores.
 // Each thread feeds its share in chunks (see chunkBytes).
-func (d *dnnlConv) exec(a, b, out []float32) error {
+func (d *dnnlConv) compute(a, b, out []float32) error {
 	// Each convolution already keeps every thread busy; two at once
 	// (gomlx runs a layer's two gradients in parallel) would only share
 	// the cores and thrash their caches, and hold twice the scratch.
@@ -422,7 +449,7 @@ func (d *dnnlConv) exec(a, b, out []float32) error {
 				}
 			}
 			if st := C.vf_conv_run(j.plans[c1-c0].c, fptr(x), fptr(y), fptr(z), fptr(j.t[0]), fptr(j.t[1]), fptr(j.t[2]),
-				unsafe.Pointer(fptr(j.t[3])), C.int(d.omp)); st != C.dnnl_success {
+				unsafe.Pointer(fptr(j.t[3]))); st != C.dnnl_success {
 				return fmt.Errorf("accel: oneDNN convolution %s: status %d", d.kind, int(st))
 			}
 			if d.kind == convBackWeights && c0 > j.lo {
@@ -432,15 +459,11 @@ func (d *dnnlConv) exec(a, b, out []float32) error {
 		return nil
 	}
 	errs := make([]error, parts)
-	var wg sync.WaitGroup
-	for p := range parts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	splitRange(parts, parts, func(lo, hi int) {
+		for p := lo; p < hi; p++ {
 			errs[p] = run(&jobs[p])
-		}()
-	}
-	wg.Wait()
+		}
+	})
 	for _, err := range errs {
 		if err != nil {
 			return err

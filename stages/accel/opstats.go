@@ -3,7 +3,6 @@ package accel
 import (
 	"fmt"
 	"reflect"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -45,23 +44,15 @@ var profileMu sync.Mutex
 // execute meanwhile (not even on another backend), and it is never used by
 // production code paths.
 func ProfileOps(cfg Config, fn func(backend backends.Backend, reset func()) error) ([]OpStat, error) {
-	if installErr != nil {
-		return nil, installErr
-	}
 	profileMu.Lock()
 	defer profileMu.Unlock()
 
-	threads := cfg.Threads
-	if threads <= 0 {
-		threads = runtime.GOMAXPROCS(0)
-	}
 	// Sequential op execution, so that one op's wall time is its own and
 	// not shared with whatever simplego scheduled beside it.
-	sg, err := simplego.New("ops_sequential")
+	backend, err := newGoWith(cfg, "ops_sequential")
 	if err != nil {
-		return nil, fmt.Errorf("accel ProfileOps: create gomlx go backend: %w", err)
+		return nil, fmt.Errorf("accel ProfileOps: %w", err)
 	}
-	backend := &Backend{Backend: sg.(*simplego.Backend), threads: threads, stock: cfg.StockKernels}
 	defer backend.Finalize()
 
 	type key struct{ op, shapes, kernel string }

@@ -36,37 +36,47 @@ func parityOn(t *testing.T, be backends.Backend, name string, fn func(in []*Node
 		}
 		data[i] = randn(rng, n, 1)
 	}
-	run := func(backend backends.Backend) [][]float32 {
-		args := make([]any, len(inShapes))
-		for i, dims := range inShapes {
-			args[i] = tensors.FromFlatDataAndDimensions(data[i], dims...)
-		}
-		exe, err := NewExecAny(backend, func(ins []*Node) []*Node { return fn(ins) })
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		outs, err := exe.Exec(args...)
-		if err != nil {
-			t.Fatalf("%s on %s: %v", name, backend.Name(), err)
-		}
-		res := make([][]float32, len(outs))
-		for i, o := range outs {
-			res[i] = tensors.MustCopyFlatData[float32](o)
-		}
-		return res
+	want := runGraph(t, stockBackend(t), name, fn, data, inShapes)
+	got := runGraph(t, be, name, fn, data, inShapes)
+	for i := range want {
+		assertClose(t, fmt.Sprintf("%s output %d", name, i), got[i], want[i], tol)
 	}
-	// The reference keeps gomlx's own kernels; it differs from stock
-	// simplego only by the ops simplego lacks (Reverse, Pad, ...).
+}
+
+// stockBackend is the reference the parity tests compare with: it keeps
+// gomlx's own kernels and differs from stock simplego only by the ops
+// simplego lacks (Reverse, Pad, ...).
+func stockBackend(t *testing.T) backends.Backend {
+	t.Helper()
 	stock, err := New(Config{StockKernels: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stock.Finalize()
-	want := run(stock)
-	got := run(be)
-	for i := range want {
-		assertClose(t, fmt.Sprintf("%s output %d", name, i), got[i], want[i], tol)
+	t.Cleanup(stock.Finalize)
+	return stock
+}
+
+// runGraph builds fn on backend, runs it on float32 inputs data of the
+// given dims, and returns its float32 outputs.
+func runGraph(t *testing.T, backend backends.Backend, name string, fn func(in []*Node) []*Node, data [][]float32, dims [][]int) [][]float32 {
+	t.Helper()
+	args := make([]any, len(data))
+	for i := range data {
+		args[i] = tensors.FromFlatDataAndDimensions(data[i], dims[i]...)
 	}
+	exe, err := NewExecAny(backend, func(ins []*Node) []*Node { return fn(ins) })
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	outs, err := exe.Exec(args...)
+	if err != nil {
+		t.Fatalf("%s on %s: %v", name, backend.Name(), err)
+	}
+	res := make([][]float32, len(outs))
+	for i, o := range outs {
+		res[i] = tensors.MustCopyFlatData[float32](o)
+	}
+	return res
 }
 
 func TestDotGeneralParity(t *testing.T) {

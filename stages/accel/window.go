@@ -463,7 +463,6 @@ import "C"
 
 import (
 	"fmt"
-	"sync"
 	"unsafe"
 
 	"github.com/gomlx/gomlx/backends"
@@ -540,20 +539,10 @@ func (p *planes) geom() C.geom {
 // goroutines.
 func (p *planes) each(threads int, fn func(p0, p1 int)) {
 	n := len(p.inOff)
-	parts := min(threads, n)
-	if parts <= 1 || n*p.oh*p.ow*p.wh*p.ww < 1<<14 {
-		fn(0, n)
-		return
+	if n*p.oh*p.ow*p.wh*p.ww < 1<<14 {
+		threads = 1
 	}
-	var wg sync.WaitGroup
-	for t := range parts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fn(n*t/parts, n*(t+1)/parts)
-		}()
-	}
-	wg.Wait()
+	splitRange(threads, n, fn)
 }
 
 // reduceWindowParams is the data of our float32 ReduceWindow nodes.

@@ -6,9 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/gomlx/gomlx/backends"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
-	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/core/tensors/images"
 )
 
@@ -17,31 +15,8 @@ import (
 // outputs (any NaN matching any NaN).
 func sameOnBoth(t *testing.T, name string, fn func(in []*Node) []*Node, data [][]float32, dims ...[]int) {
 	t.Helper()
-	run := func(backend backends.Backend) [][]float32 {
-		args := make([]any, len(data))
-		for i := range data {
-			args[i] = tensors.FromFlatDataAndDimensions(data[i], dims[i]...)
-		}
-		exe, err := NewExecAny(backend, func(ins []*Node) []*Node { return fn(ins) })
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		outs, err := exe.Exec(args...)
-		if err != nil {
-			t.Fatalf("%s on %s: %v", name, backend.Name(), err)
-		}
-		res := make([][]float32, len(outs))
-		for i, o := range outs {
-			res[i] = tensors.MustCopyFlatData[float32](o)
-		}
-		return res
-	}
-	stock, err := New(Config{StockKernels: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stock.Finalize()
-	want, got := run(stock), run(newTestBackend(t))
+	want := runGraph(t, stockBackend(t), name, fn, data, dims)
+	got := runGraph(t, newTestBackend(t), name, fn, data, dims)
 	for i := range want {
 		for j := range want[i] {
 			g, w := got[i][j], want[i][j]

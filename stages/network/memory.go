@@ -55,16 +55,33 @@ const (
 	boundWorthwhile = 512 << 20
 )
 
+// readMetrics returns the named runtime/metrics values, all uint64; ok is
+// false where the runtime does not provide one of them.
+func readMetrics(names ...string) (vals []uint64, ok bool) {
+	s := make([]metrics.Sample, len(names))
+	for i, n := range names {
+		s[i].Name = n
+	}
+	metrics.Read(s)
+	vals = make([]uint64, len(s))
+	for i := range s {
+		if s[i].Value.Kind() != metrics.KindUint64 {
+			return nil, false
+		}
+		vals[i] = s[i].Value.Uint64()
+	}
+	return vals, true
+}
+
 // heapMetrics returns the live heap as of the last collection and the heap
 // bytes in objects now, live or dead; ok is false where the runtime does
 // not provide them.
 func heapMetrics() (live, objects uint64, ok bool) {
-	s := [2]metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/heap/objects:bytes"}}
-	metrics.Read(s[:])
-	if s[0].Value.Kind() != metrics.KindUint64 || s[1].Value.Kind() != metrics.KindUint64 {
+	v, ok := readMetrics("/gc/heap/live:bytes", "/memory/classes/heap/objects:bytes")
+	if !ok {
 		return 0, 0, false
 	}
-	return s[0].Value.Uint64(), s[1].Value.Uint64(), true
+	return v[0], v[1], true
 }
 
 // collect frees one-off garbage, such as the caller's copy of weights just
@@ -74,10 +91,8 @@ func (h *heapTrimmer) collect() {
 	runtime.GC()
 	live, _, _ := heapMetrics()
 	h.base.Store(live)
-	s := [2]metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
-	metrics.Read(s[:])
-	if s[0].Value.Kind() == metrics.KindUint64 && s[1].Value.Kind() == metrics.KindUint64 {
-		h.total.Store(s[0].Value.Uint64() - s[1].Value.Uint64())
+	if v, ok := readMetrics("/memory/classes/total:bytes", "/memory/classes/heap/released:bytes"); ok {
+		h.total.Store(v[0] - v[1])
 	}
 }
 
@@ -121,12 +136,11 @@ func (h *heapTrimmer) bound() (restore func()) {
 
 // allocBytes is the runtime's count of heap bytes allocated so far.
 func allocBytes() uint64 {
-	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
-	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 {
+	v, _ := readMetrics("/gc/heap/allocs:bytes")
+	if v == nil {
 		return 0
 	}
-	return s[0].Value.Uint64()
+	return v[0]
 }
 
 // step is called between steps; see heapTrimmer.
