@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"math"
-	"math/rand/v2"
 	"runtime/debug"
 	"slices"
 	"testing"
@@ -12,37 +11,6 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // graph code reads best unqualified
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
-
-// fitLine is least squares on one linear map for training and validation
-// alike, so that validation improves every epoch and the best checkpoint
-// is the last epoch's.
-func fitLine(n, d int) (Objective, Weights) {
-	rng := newRand(2)
-	x := make([]float32, n*d)
-	for i := range x {
-		x[i] = float32(rng.NormFloat64())
-	}
-	y := make([]float32, n)
-	for i := range n {
-		for j := range d {
-			y[i] += x[i*d+j] * float32(j+1)
-		}
-	}
-	obj := Objective{
-		Trainable: []ParamSpec{{"w", []int{d, 1}}},
-		Loss: func(p map[string]*Node, batch []*Node, train bool) (*Node, map[string]*Node) {
-			return MSELoss(Einsum("nd,dk->nk", batch[0], p["w"]), batch[1]), nil
-		},
-		Batch: func(_ string, idx []int, _ *rand.Rand) ([]*tensors.Tensor, error) {
-			ys := make([]float32, len(idx))
-			for i, j := range idx {
-				ys[i] = y[j]
-			}
-			return []*tensors.Tensor{GatherRows(x, d, idx), tensors.FromFlatDataAndDimensions(ys, len(idx), 1)}, nil
-		},
-	}
-	return obj, Weights{"w": NewTensor(d, 1)}
-}
 
 // The checkpoint of a best last epoch is built in the storage of the Adam
 // moments, which training no longer needs; it must hold the weights, not

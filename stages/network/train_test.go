@@ -15,20 +15,32 @@ import (
 // come from a different map than the training ones, so that fitting the
 // training data makes validation worse: early stopping must trigger and
 // the best checkpoint must be an early epoch's.
-func regression(n, d int) (Objective, Weights) {
-	rng := newRand(1)
+func regression(n, d int) (Objective, Weights) { return leastSquares(n, d, 1, true) }
+
+// fitLine is least squares on one linear map for training and validation
+// alike, so that validation improves every epoch and the best checkpoint
+// is the last epoch's.
+func fitLine(n, d int) (Objective, Weights) { return leastSquares(n, d, 2, false) }
+
+// leastSquares fits y = x.w to y_j = sum_j (j+1) x_j on n random rows of d
+// features drawn from seed; with flipVal the validation targets are the
+// negated map.
+func leastSquares(n, d int, seed uint64, flipVal bool) (Objective, Weights) {
+	rng := newRand(seed)
 	x := make([]float32, n*d)
 	for i := range x {
 		x[i] = float32(rng.NormFloat64())
 	}
 	yTrain, yVal := make([]float32, n), make([]float32, n)
 	for i := range n {
-		var a, b float64
+		var a float64
 		for j := range d {
 			a += float64(x[i*d+j]) * float64(j+1)
-			b -= float64(x[i*d+j]) * float64(j+1)
 		}
-		yTrain[i], yVal[i] = float32(a), float32(b)
+		yTrain[i], yVal[i] = float32(a), float32(a)
+		if flipVal {
+			yVal[i] = float32(-a)
+		}
 	}
 	obj := Objective{
 		Trainable: []ParamSpec{{"w", []int{d, 1}}},
