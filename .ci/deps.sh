@@ -3,7 +3,8 @@
 # machine. Idempotent: installs only what is missing.
 set -euo pipefail
 pkgs=(gcc make libsqlite3-dev libopenblas-dev libdnnl-dev
-      python3-numpy python3-scipy python3-sklearn python3-torch
+      python3-numpy python3-scipy python3-sklearn python3-torch python3-torchvision python3-pil
+      python3-grpcio python3-protobuf python3-grpc-tools libjpeg62-turbo-dev
       slurm-wlm munge chromium protobuf-compiler dataset-fashion-mnist)
 missing=()
 for p in "${pkgs[@]}"; do
