@@ -172,7 +172,7 @@ func (s *algonautsSubject) Close() {
 
 // openAlgonauts validates a subject folder and prepares streaming readers.
 // Nothing large is read yet.
-func openAlgonauts(root, subject string, size int, resample string) (_ *algonautsSubject, err error) {
+func openAlgonauts(root, subject string, rz Resizer) (_ *algonautsSubject, err error) {
 	dir := filepath.Join(root, subject)
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		have, _ := AlgonautsSubjects(root)
@@ -257,13 +257,15 @@ func openAlgonauts(root, subject string, size int, resample string) (_ *algonaut
 			if err != nil {
 				return err
 			}
-			resizeCHW(img, size, resample, dst)
+			rz.CHW(img, dst)
 			return nil
 		}
 	}
 	s.in.Train.Image = imageFn(0, trainPaths)
+	s.in.Train.Files = s.pngRel[:len(trainPaths)]
 	if s.in.Test != nil {
 		s.in.Test.Image = imageFn(len(trainPaths), all[len(trainPaths):])
+		s.in.Test.Files = s.pngRel[len(trainPaths):]
 	}
 
 	s.in.Masks = map[string][2][]int32{}

@@ -32,6 +32,24 @@ type Manifest struct {
 	Subjects  []string `json:"subjects,omitempty"` // nsd
 	Classes   []string `json:"classes,omitempty"`  // classification
 	ImageSize int      `json:"image_size"`
+	// Preprocess says how images.npy was made from the source files and
+	// what a network does to it before its first layer.
+	Preprocess *Preprocess `json:"preprocess,omitempty"`
+}
+
+// Normalization is what every network in voxflow (and torchvision's
+// pretrained AlexNet) does to images.npy before the first layer.
+const Normalization = "x/255, then (x - mean)/std per channel with ImageNet's mean [0.485, 0.456, 0.406] and std [0.229, 0.224, 0.225] (torchvision's Normalize); images.npy itself holds uint8 RGB, N x 3 x H x W"
+
+// Preprocess records an artifact's image preprocessing.
+type Preprocess struct {
+	Resize   string `json:"resize"`              // squash | shorter-side
+	ResizeTo int    `json:"resize_to,omitempty"` // shorter-side: length before the crop
+	Crop     string `json:"crop,omitempty"`      // shorter-side: center
+	Resample string `json:"resample"`            // area | bilinear
+	Decoder  string `json:"decoder"`
+	// Normalize is applied by the networks, not stored in the artifact.
+	Normalize string `json:"normalize"`
 }
 
 // ROIInfo describes one ROI of a subject in the artifact.

@@ -36,6 +36,9 @@ type classSet struct {
 	classes []string
 	labels  []int32
 	image   func(i int, dst []uint8) error
+	// files names image i's source file relative to the root; nil for
+	// generated or packed (idx) images.
+	files []string
 	// test, when the source has its own test split.
 	test *classSet
 }
@@ -69,7 +72,10 @@ func buildClassification(ctx context.Context, c classOptions, out string) (map[s
 		if s == SplitTest && set.test != nil {
 			src, idx = set.test, seq(len(set.test.labels))
 		}
-		if len(idx) == 0 {
+		// A fraction of 0 asks for no such split (a probe needs none);
+		// an empty split the user did not ask for is an error.
+		unwanted := s == SplitVal && c.ValFraction == 0 || s == SplitTest && set.test == nil && c.TestFraction == 0
+		if len(idx) == 0 && !unwanted {
 			return nil, fmt.Errorf("%s: split %s is empty (%d images, val_fraction %g, test_fraction %g): expected at least one image per split", c.Source, s, len(set.labels), c.ValFraction, c.TestFraction)
 		}
 		if err := writeClassSplit(ctx, src, idx, c.Options, filepath.Join(out, s)); err != nil {
@@ -81,7 +87,7 @@ func buildClassification(ctx context.Context, c classOptions, out string) (map[s
 	if c.Root != "" {
 		source += ":" + c.Root
 	}
-	if err := writeJSON(filepath.Join(out, "manifest.json"), Manifest{Kind: KindClassification, Source: source, Classes: set.classes, ImageSize: c.ImageSize}); err != nil {
+	if err := writeJSON(filepath.Join(out, "manifest.json"), Manifest{Kind: KindClassification, Source: source, Classes: set.classes, ImageSize: c.ImageSize, Preprocess: c.preprocess()}); err != nil {
 		return nil, err
 	}
 	return map[string]any{"images": counts, "classes": len(set.classes)}, nil
@@ -115,6 +121,15 @@ func writeClassSplit(ctx context.Context, set *classSet, idx []int, opt Options,
 	}
 	if err := w.Close(); err != nil {
 		return err
+	}
+	if set.files != nil {
+		files := make([]string, len(idx))
+		for i, j := range idx {
+			files[i] = set.files[j]
+		}
+		if err := writeLines(filepath.Join(dir, FilesName), files); err != nil {
+			return err
+		}
 	}
 	return npy.WriteFile(filepath.Join(dir, "labels.npy"), []int{len(labels)}, labels)
 }
@@ -294,10 +309,10 @@ func loadIDXPair(c classOptions, imgPath, labPath string) (*classSet, error) {
 	for i := range n {
 		set.labels[i] = int32(labs[i])
 	}
-	size, method := c.ImageSize, c.Resample
+	rz := c.resizer()
 	set.image = func(i int, dst []uint8) error {
 		g := &image.Gray{Pix: pix[i*h*w : (i+1)*h*w], Stride: w, Rect: image.Rect(0, 0, w, h)}
-		resizeCHW(g, size, method, dst)
+		rz.CHW(g, dst)
 		return nil
 	}
 	return set, nil
@@ -395,19 +410,20 @@ func openImageFolder(c classOptions) (*classSet, error) {
 		set.classes = append(set.classes, e.Name())
 		for _, p := range imgs {
 			paths = append(paths, p)
+			set.files = append(set.files, filepath.ToSlash(filepath.Join(e.Name(), filepath.Base(p))))
 			set.labels = append(set.labels, label)
 		}
 	}
 	if len(set.classes) < 2 {
 		return nil, fmt.Errorf("imagefolder root %s: %d class folders, expected at least 2 (root/<class>/*.png|jpg)", c.Root, len(set.classes))
 	}
-	size, method := c.ImageSize, c.Resample
+	rz := c.resizer()
 	set.image = func(i int, dst []uint8) error {
 		img, err := decodeImageFile(paths[i])
 		if err != nil {
 			return err
 		}
-		resizeCHW(img, size, method, dst)
+		rz.CHW(img, dst)
 		return nil
 	}
 	return set, nil

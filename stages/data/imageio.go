@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	_ "image/jpeg" // imagefolder datasets may hold JPEGs
 	"image/png"
 	"io"
 	"os"
@@ -72,12 +71,18 @@ func toRGB(img image.Image) rgbImage {
 // decodeImageFile decodes a PNG (or, for imagefolder, JPEG) file, naming the
 // file in errors.
 func decodeImageFile(path string) (image.Image, error) {
-	f, err := os.Open(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("open image %s: %w", path, err)
+		return nil, fmt.Errorf("read image %s: %w", path, err)
 	}
-	defer f.Close()
-	img, _, err := image.Decode(f)
+	if isJPEG(b) {
+		m, err := decodeJPEG(path, b)
+		if err != nil {
+			return nil, err
+		}
+		return rgbToImage(m), nil
+	}
+	img, _, err := image.Decode(bytes.NewReader(b))
 	if err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("decode image %s: truncated file (%w)", path, err)

@@ -39,6 +39,10 @@ type imageSet struct {
 	// output size; it is called concurrently.
 	Image func(i int, dst []uint8) error
 	FMRI  [2]rowSource // lh, rh; zero when the split has no fMRI
+	// Files names image i's source file, relative to the source root;
+	// nil for generated images. Written as <split>/files.txt, one line
+	// per row of images.npy, so every row can be traced to its file.
+	Files []string
 }
 
 // subjectInput is what a source (Algonauts files or the synthetic
@@ -72,6 +76,8 @@ type Options struct {
 	ROIs         []string // nil: all with vertices
 	ImageSize    int
 	Resample     string
+	Resize       string // ResizeSquash ("") or ResizeShorterSide
+	ResizeTo     int    // shorter-side: length before the crop; 0: ImageSize*256/224
 	ValFraction  float64
 	TestFraction float64
 	Seed         int64
@@ -100,6 +106,22 @@ func (o Options) withDefaults() Options {
 		o.NonFinite = NonFiniteError
 	}
 	return o
+}
+
+// preprocess records these options in a manifest.
+func (o Options) preprocess() *Preprocess {
+	rz := o.resizer()
+	p := &Preprocess{Resize: ResizeSquash, Resample: o.Resample, Normalize: Normalization,
+		Decoder: "JPEG: libjpeg-turbo (as PIL); PNG: Go image/png"}
+	if rz.Mode == ResizeShorterSide {
+		p.Resize, p.ResizeTo, p.Crop = ResizeShorterSide, rz.resizeTo(), CropCenter
+	}
+	return p
+}
+
+// resizer is how these options turn a decoded image into the output size.
+func (o Options) resizer() Resizer {
+	return Resizer{Size: o.ImageSize, Method: o.Resample, Mode: o.Resize, To: o.ResizeTo}
 }
 
 var hemiNames = [2]string{"lh", "rh"}
@@ -557,6 +579,38 @@ func writeSubjectImages(ctx context.Context, in *subjectInput, opt Options, dir 
 		if err := w.Close(); err != nil {
 			return err
 		}
+	}
+	if in.Train.Files == nil {
+		return nil
+	}
+	files := map[string][]string{}
+	for i, f := range in.Train.Files {
+		s, _ := where(i)
+		files[s] = append(files[s], f)
+	}
+	if in.Test != nil {
+		files[SplitTest] = in.Test.Files
+	}
+	for _, s := range Splits() {
+		if err := writeLines(filepath.Join(dir, s, FilesName), files[s]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// FilesName is the per-split list of source files, one per images.npy row.
+const FilesName = "files.txt"
+
+// writeLines writes one line per entry (an empty file for none).
+func writeLines(path string, lines []string) error {
+	var b strings.Builder
+	for _, l := range lines {
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }

@@ -9,8 +9,11 @@ package pretrain
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"path/filepath"
+	"sort"
+	"strings"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // graph code reads best unqualified
 	"github.com/gomlx/gomlx/pkg/core/tensors"
@@ -45,7 +48,7 @@ func (stage) Describe() stages.Description {
 		{Name: "arch", Type: stages.TypeString, Default: network.ArchMini, Enum: []string{network.ArchMini, network.ArchAlexNet}, Doc: "network architecture"},
 		{Name: "image_size", Type: stages.TypeInt, Default: int64(0), Min: f64p(0), Doc: "input size (0 = the arch's: 64 mini, 224 alexnet)"},
 		{Name: "num_classes", Type: stages.TypeInt, Default: int64(1000), Min: f64p(1), Doc: "output units (1000 as AlexNet, so downstream features are 1000-d); must cover the data's classes"},
-		{Name: "init", Type: stages.TypeString, Default: InitRandom, Doc: "\"random\" or the path of a safetensors weights file with torchvision names"},
+		{Name: "init", Type: stages.TypePath, NotPaths: []string{InitRandom}, Default: InitRandom, Doc: "\"random\" or the path of a safetensors weights file with torchvision names (relative to the spec's directory; its content is part of the key)"},
 		{Name: "loss_classes", Type: stages.TypeString, Default: LossDataClasses, Enum: []string{LossDataClasses, LossAllClasses},
 			Doc: "data: the softmax covers only the data's classes (the other outputs of the 1000-d layer keep their init and serve as extra random read-outs of the penultimate layer); all: every output, so training first spends its steps pushing the unused logits down"},
 		{Name: "init_scheme", Type: stages.TypeString, Default: network.InitKaiming, Enum: network.InitSchemes,
@@ -90,7 +93,7 @@ func (stage) Run(ctx context.Context, req *stages.Request) error {
 			return fmt.Errorf("param init_scheme: %w", err)
 		}
 	} else {
-		if w, err = importWeights(init, &cfg); err != nil {
+		if w, err = importWeights(init, &cfg, req.Log); err != nil {
 			return fmt.Errorf("param init: %w", err)
 		}
 	}
@@ -157,19 +160,62 @@ func (stage) Run(ctx context.Context, req *stages.Request) error {
 
 // importWeights reads a safetensors file with torchvision names, adapting
 // cfg's num_classes to the file's classifier.6 and dropping extra tensors.
-func importWeights(path string, cfg *network.Config) (network.Weights, error) {
+// A state dict saved from nn.DataParallel or DistributedDataParallel has
+// every name prefixed with "module."; the prefix is stripped, and log says
+// so.
+func importWeights(path string, cfg *network.Config, log io.Writer) (network.Weights, error) {
 	all, _, err := network.ReadSafetensors(path)
 	if err != nil {
 		return nil, err
+	}
+	if stripped, ok := stripPrefix(all, dataParallelPrefix); ok {
+		fmt.Fprintf(log, "%s: stripped the prefix %q from all %d tensor names (a state dict saved from nn.DataParallel)\n", path, dataParallelPrefix, len(all))
+		all = stripped
 	}
 	if t, ok := all["classifier.6.weight"]; ok && len(t.Shape) == 2 {
 		cfg.NumClasses = t.Shape[0]
 	}
 	w := network.Subset(all, cfg.Params())
 	if err := network.CheckWeights(cfg.Params(), w); err != nil {
-		return nil, fmt.Errorf("%s (arch %s, image_size %d): %w", path, cfg.Arch, cfg.ImageSize, err)
+		// Name what the file holds that the network did not take: a
+		// renamed or prefixed state dict is recognisable at a glance.
+		var unused []string
+		for k := range all {
+			if _, ok := w[k]; !ok {
+				unused = append(unused, k)
+			}
+		}
+		sort.Strings(unused)
+		if len(unused) > 8 {
+			unused = append(unused[:8], fmt.Sprintf("and %d more", len(unused)-8))
+		}
+		msg := "none"
+		if len(unused) > 0 {
+			msg = strings.Join(unused, ", ")
+		}
+		return nil, fmt.Errorf("%s (arch %s, image_size %d): %w; unexpected names in the file: %s (expected torchvision's AlexNet names, e.g. features.0.weight)",
+			path, cfg.Arch, cfg.ImageSize, err, msg)
 	}
 	return w, nil
+}
+
+// dataParallelPrefix is what nn.DataParallel puts before every name.
+const dataParallelPrefix = "module."
+
+// stripPrefix removes prefix from every name when every name has it.
+func stripPrefix(w network.Weights, prefix string) (network.Weights, bool) {
+	if len(w) == 0 {
+		return w, false
+	}
+	out := make(network.Weights, len(w))
+	for k, t := range w {
+		name, ok := strings.CutPrefix(k, prefix)
+		if !ok {
+			return w, false
+		}
+		out[name] = t
+	}
+	return out, true
 }
 
 // Objective is cross-entropy classification with dropout masks while

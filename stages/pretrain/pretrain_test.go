@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/voxflow/voxflow/stages"
@@ -104,5 +105,46 @@ func TestImportWeights(t *testing.T) {
 	req = request(t, nil, stages.Params{"epochs": int64(0), "init": path, "arch": network.ArchAlexNet})
 	if err := New().Run(context.Background(), req); err == nil {
 		t.Error("mini weights accepted as alexnet")
+	}
+}
+
+// TestImportDataParallelWeights: a state dict saved from nn.DataParallel
+// ("module." before every name) imports, and the log says the prefix was
+// stripped; a file with other names is refused with the unexpected names
+// listed beside the missing ones.
+func TestImportDataParallelWeights(t *testing.T) {
+	dir := t.TempDir()
+	cfg := network.Mini(1000)
+	w := cfg.InitWeights(9)
+	prefixed, renamed := network.Weights{}, network.Weights{}
+	for k, v := range w {
+		prefixed["module."+k] = v
+		renamed["backbone."+k] = v
+	}
+	for name, ws := range map[string]network.Weights{"dp.safetensors": prefixed, "renamed.safetensors": renamed} {
+		if err := network.WriteSafetensors(filepath.Join(dir, name), ws, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var log strings.Builder
+	req := request(t, nil, stages.Params{"epochs": int64(0), "init": filepath.Join(dir, "dp.safetensors")})
+	req.Log = &log
+	if err := New().Run(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), `stripped the prefix "module."`) {
+		t.Errorf("log does not say the prefix was stripped:\n%s", log.String())
+	}
+	_, gw, err := network.LoadNet(filepath.Join(req.OutDir, "net"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := gw["features.0.weight"].Data[3], w["features.0.weight"].Data[3]; got != want {
+		t.Errorf("features.0.weight[3] = %v, want %v", got, want)
+	}
+	req = request(t, nil, stages.Params{"epochs": int64(0), "init": filepath.Join(dir, "renamed.safetensors")})
+	err = New().Run(context.Background(), req)
+	if err == nil || !strings.Contains(err.Error(), "missing features.0.weight") || !strings.Contains(err.Error(), "unexpected names in the file: backbone.") {
+		t.Errorf("renamed weights: error %v, want missing and unexpected names", err)
 	}
 }
