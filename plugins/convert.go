@@ -25,6 +25,7 @@ func descriptionToPB(d stages.Description) (*pluginpb.Description, error) {
 			Min:      p.Min,
 			Max:      p.Max,
 			Enum:     p.Enum,
+			NotPaths: p.NotPaths,
 		}
 		if p.Default != nil {
 			js, err := encodeJSON(p.Default)
@@ -61,6 +62,7 @@ func descriptionFromPB(d *pluginpb.Description) (stages.Description, error) {
 			Min:      p.Min,
 			Max:      p.Max,
 			Enum:     p.GetEnum(),
+			NotPaths: p.GetNotPaths(),
 		})
 	}
 	return out, nil

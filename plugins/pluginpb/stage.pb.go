@@ -211,12 +211,15 @@ type ParamSpec struct {
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Type  string                 `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
 	// default_json is the default value as JSON; empty means none (nil).
-	DefaultJson   string   `protobuf:"bytes,3,opt,name=default_json,json=defaultJson,proto3" json:"default_json,omitempty"`
-	Required      bool     `protobuf:"varint,4,opt,name=required,proto3" json:"required,omitempty"`
-	Doc           string   `protobuf:"bytes,5,opt,name=doc,proto3" json:"doc,omitempty"`
-	Min           *float64 `protobuf:"fixed64,6,opt,name=min,proto3,oneof" json:"min,omitempty"`
-	Max           *float64 `protobuf:"fixed64,7,opt,name=max,proto3,oneof" json:"max,omitempty"`
-	Enum          []string `protobuf:"bytes,8,rep,name=enum,proto3" json:"enum,omitempty"`
+	DefaultJson string   `protobuf:"bytes,3,opt,name=default_json,json=defaultJson,proto3" json:"default_json,omitempty"`
+	Required    bool     `protobuf:"varint,4,opt,name=required,proto3" json:"required,omitempty"`
+	Doc         string   `protobuf:"bytes,5,opt,name=doc,proto3" json:"doc,omitempty"`
+	Min         *float64 `protobuf:"fixed64,6,opt,name=min,proto3,oneof" json:"min,omitempty"`
+	Max         *float64 `protobuf:"fixed64,7,opt,name=max,proto3,oneof" json:"max,omitempty"`
+	Enum        []string `protobuf:"bytes,8,rep,name=enum,proto3" json:"enum,omitempty"`
+	// not_paths: for a param of type path, values that are words, not
+	// files (pretrain's init "random"); voxflow fingerprints the rest.
+	NotPaths      []string `protobuf:"bytes,9,rep,name=not_paths,json=notPaths,proto3" json:"not_paths,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -303,6 +306,13 @@ func (x *ParamSpec) GetMax() float64 {
 func (x *ParamSpec) GetEnum() []string {
 	if x != nil {
 		return x.Enum
+	}
+	return nil
+}
+
+func (x *ParamSpec) GetNotPaths() []string {
+	if x != nil {
+		return x.NotPaths
 	}
 	return nil
 }
@@ -895,7 +905,7 @@ const file_stage_proto_rawDesc = "" +
 	"\x06params\x18\x04 \x03(\v2\x1d.voxflow.plugins.v1.ParamSpecR\x06params\x124\n" +
 	"\x06inputs\x18\x05 \x03(\v2\x1c.voxflow.plugins.v1.PortSpecR\x06inputs\x126\n" +
 	"\aoutputs\x18\x06 \x03(\v2\x1c.voxflow.plugins.v1.PortSpecR\aoutputs\x12\x18\n" +
-	"\aisolate\x18\a \x01(\tR\aisolate\"\xd6\x01\n" +
+	"\aisolate\x18\a \x01(\tR\aisolate\"\xf3\x01\n" +
 	"\tParamSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12!\n" +
@@ -904,7 +914,8 @@ const file_stage_proto_rawDesc = "" +
 	"\x03doc\x18\x05 \x01(\tR\x03doc\x12\x15\n" +
 	"\x03min\x18\x06 \x01(\x01H\x00R\x03min\x88\x01\x01\x12\x15\n" +
 	"\x03max\x18\a \x01(\x01H\x01R\x03max\x88\x01\x01\x12\x12\n" +
-	"\x04enum\x18\b \x03(\tR\x04enumB\x06\n" +
+	"\x04enum\x18\b \x03(\tR\x04enum\x12\x1b\n" +
+	"\tnot_paths\x18\t \x03(\tR\bnotPathsB\x06\n" +
 	"\x04_minB\x06\n" +
 	"\x04_max\"`\n" +
 	"\bPortSpec\x12\x12\n" +

@@ -49,7 +49,7 @@ def _describe_pb(stage):
     out = stage_pb2.Description(kind=d.kind, version=str(d.version), doc=d.doc, isolate=d.isolate)
     for p in d.params:
         ps = stage_pb2.ParamSpec(name=p.name, type=p.type, default_json=_encode_default(p.default),
-                                 required=p.required, doc=p.doc, enum=p.enum)
+                                 required=p.required, doc=p.doc, enum=p.enum, not_paths=p.not_paths)
         if p.min is not None:
             ps.min = float(p.min)
         if p.max is not None:

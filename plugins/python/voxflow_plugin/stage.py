@@ -4,7 +4,7 @@
 import threading
 
 # Param types, as stages.Type* in Go.
-TYPES = ("string", "int", "float", "bool", "[]string", "[]float", "[]int", "map", "any", "path")
+TYPES = ("string", "int", "float", "bool", "[]string", "[]float", "[]int", "map", "any", "path", "[]path")
 
 
 class Param:
@@ -13,14 +13,18 @@ class Param:
     type is one of TYPES. default is a plain value (str, bool, int, float,
     list, dict) used when a spec leaves the param out; a param without a
     default must be required. min/max bound numbers, enum lists the allowed
-    strings.
+    strings. A "path" param names a file or directory outside the cache
+    whose content voxflow puts in the key; not_paths lists words it may
+    hold instead (pretrain's init "random").
     """
 
-    def __init__(self, name, type, default=None, required=False, doc="", min=None, max=None, enum=None):
+    def __init__(self, name, type, default=None, required=False, doc="", min=None, max=None, enum=None, not_paths=None):
         if type not in TYPES:
             raise ValueError("param {}: type {!r}, expected one of {}".format(name, type, ", ".join(TYPES)))
         self.name, self.type, self.default, self.required = name, type, default, required
         self.doc, self.min, self.max, self.enum = doc, min, max, list(enum or [])
+        # For a path param: values that are words, not files ("random").
+        self.not_paths = list(not_paths or [])
 
 
 class Port:

@@ -14,7 +14,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0bstage.proto\x12\x12voxflow.plugins.v1\"\x11\n\x0f\x44\x65scribeRequest\"C\n\x10\x44\x65scribeResponse\x12/\n\x06stages\x18\x01 \x03(\x0b\x32\x1f.voxflow.plugins.v1.Description\"\xd6\x01\n\x0b\x44\x65scription\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0b\n\x03\x64oc\x18\x03 \x01(\t\x12-\n\x06params\x18\x04 \x03(\x0b\x32\x1d.voxflow.plugins.v1.ParamSpec\x12,\n\x06inputs\x18\x05 \x03(\x0b\x32\x1c.voxflow.plugins.v1.PortSpec\x12-\n\x07outputs\x18\x06 \x03(\x0b\x32\x1c.voxflow.plugins.v1.PortSpec\x12\x0f\n\x07isolate\x18\x07 \x01(\t\"\x9e\x01\n\tParamSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x14\n\x0c\x64\x65\x66\x61ult_json\x18\x03 \x01(\t\x12\x10\n\x08required\x18\x04 \x01(\x08\x12\x0b\n\x03\x64oc\x18\x05 \x01(\t\x12\x10\n\x03min\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x03max\x18\x07 \x01(\x01H\x01\x88\x01\x01\x12\x0c\n\x04\x65num\x18\x08 \x03(\tB\x06\n\x04_minB\x06\n\x04_max\"E\n\x08PortSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03\x64oc\x18\x02 \x01(\t\x12\x0c\n\x04many\x18\x03 \x01(\x08\x12\x10\n\x08optional\x18\x04 \x01(\x08\"\xb0\x01\n\x08\x41rtifact\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\r\n\x05stage\x18\x02 \x01(\t\x12\x0e\n\x06output\x18\x03 \x01(\t\x12\x38\n\x06labels\x18\x04 \x03(\x0b\x32(.voxflow.plugins.v1.Artifact.LabelsEntry\x12\x0e\n\x06\x64igest\x18\x05 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"8\n\tArtifacts\x12+\n\x05items\x18\x01 \x03(\x0b\x32\x1c.voxflow.plugins.v1.Artifact\":\n\tResources\x12\x0c\n\x04\x63pus\x18\x01 \x01(\x03\x12\x11\n\tmemory_mb\x18\x02 \x01(\x03\x12\x0c\n\x04gpus\x18\x03 \x01(\x03\"\xf9\x02\n\nRunRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x10\n\x08instance\x18\x02 \x01(\t\x12:\n\x06inputs\x18\x03 \x03(\x0b\x32*.voxflow.plugins.v1.RunRequest.InputsEntry\x12\x13\n\x0bparams_json\x18\x04 \x01(\t\x12:\n\x06labels\x18\x05 \x03(\x0b\x32*.voxflow.plugins.v1.RunRequest.LabelsEntry\x12\x0f\n\x07out_dir\x18\x06 \x01(\t\x12\x30\n\tresources\x18\x07 \x01(\x0b\x32\x1d.voxflow.plugins.v1.Resources\x1aL\n\x0bInputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12,\n\x05value\x18\x02 \x01(\x0b\x32\x1d.voxflow.plugins.v1.Artifacts:\x02\x38\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"c\n\x08Progress\x12\r\n\x05phase\x18\x01 \x01(\t\x12\x0c\n\x04\x64one\x18\x02 \x01(\x01\x12\r\n\x05total\x18\x03 \x01(\x01\x12\x0c\n\x04unit\x18\x04 \x01(\t\x12\x0c\n\x04rate\x18\x05 \x01(\x01\x12\x0f\n\x07message\x18\x06 \x01(\t\"\x17\n\x06Result\x12\r\n\x05\x65rror\x18\x01 \x01(\t\"\x82\x01\n\x08RunEvent\x12\x30\n\x08progress\x18\x01 \x01(\x0b\x32\x1c.voxflow.plugins.v1.ProgressH\x00\x12\r\n\x03log\x18\x02 \x01(\x0cH\x00\x12,\n\x06result\x18\x03 \x01(\x0b\x32\x1a.voxflow.plugins.v1.ResultH\x00\x42\x07\n\x05\x65vent2\xa6\x01\n\x06Stages\x12U\n\x08\x44\x65scribe\x12#.voxflow.plugins.v1.DescribeRequest\x1a$.voxflow.plugins.v1.DescribeResponse\x12\x45\n\x03Run\x12\x1e.voxflow.plugins.v1.RunRequest\x1a\x1c.voxflow.plugins.v1.RunEvent0\x01\x42-Z+github.com/voxflow/voxflow/plugins/pluginpbb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0bstage.proto\x12\x12voxflow.plugins.v1\"\x11\n\x0f\x44\x65scribeRequest\"C\n\x10\x44\x65scribeResponse\x12/\n\x06stages\x18\x01 \x03(\x0b\x32\x1f.voxflow.plugins.v1.Description\"\xd6\x01\n\x0b\x44\x65scription\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0b\n\x03\x64oc\x18\x03 \x01(\t\x12-\n\x06params\x18\x04 \x03(\x0b\x32\x1d.voxflow.plugins.v1.ParamSpec\x12,\n\x06inputs\x18\x05 \x03(\x0b\x32\x1c.voxflow.plugins.v1.PortSpec\x12-\n\x07outputs\x18\x06 \x03(\x0b\x32\x1c.voxflow.plugins.v1.PortSpec\x12\x0f\n\x07isolate\x18\x07 \x01(\t\"\xb1\x01\n\tParamSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x14\n\x0c\x64\x65\x66\x61ult_json\x18\x03 \x01(\t\x12\x10\n\x08required\x18\x04 \x01(\x08\x12\x0b\n\x03\x64oc\x18\x05 \x01(\t\x12\x10\n\x03min\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x03max\x18\x07 \x01(\x01H\x01\x88\x01\x01\x12\x0c\n\x04\x65num\x18\x08 \x03(\t\x12\x11\n\tnot_paths\x18\t \x03(\tB\x06\n\x04_minB\x06\n\x04_max\"E\n\x08PortSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03\x64oc\x18\x02 \x01(\t\x12\x0c\n\x04many\x18\x03 \x01(\x08\x12\x10\n\x08optional\x18\x04 \x01(\x08\"\xb0\x01\n\x08\x41rtifact\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\r\n\x05stage\x18\x02 \x01(\t\x12\x0e\n\x06output\x18\x03 \x01(\t\x12\x38\n\x06labels\x18\x04 \x03(\x0b\x32(.voxflow.plugins.v1.Artifact.LabelsEntry\x12\x0e\n\x06\x64igest\x18\x05 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"8\n\tArtifacts\x12+\n\x05items\x18\x01 \x03(\x0b\x32\x1c.voxflow.plugins.v1.Artifact\":\n\tResources\x12\x0c\n\x04\x63pus\x18\x01 \x01(\x03\x12\x11\n\tmemory_mb\x18\x02 \x01(\x03\x12\x0c\n\x04gpus\x18\x03 \x01(\x03\"\xf9\x02\n\nRunRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x10\n\x08instance\x18\x02 \x01(\t\x12:\n\x06inputs\x18\x03 \x03(\x0b\x32*.voxflow.plugins.v1.RunRequest.InputsEntry\x12\x13\n\x0bparams_json\x18\x04 \x01(\t\x12:\n\x06labels\x18\x05 \x03(\x0b\x32*.voxflow.plugins.v1.RunRequest.LabelsEntry\x12\x0f\n\x07out_dir\x18\x06 \x01(\t\x12\x30\n\tresources\x18\x07 \x01(\x0b\x32\x1d.voxflow.plugins.v1.Resources\x1aL\n\x0bInputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12,\n\x05value\x18\x02 \x01(\x0b\x32\x1d.voxflow.plugins.v1.Artifacts:\x02\x38\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"c\n\x08Progress\x12\r\n\x05phase\x18\x01 \x01(\t\x12\x0c\n\x04\x64one\x18\x02 \x01(\x01\x12\r\n\x05total\x18\x03 \x01(\x01\x12\x0c\n\x04unit\x18\x04 \x01(\t\x12\x0c\n\x04rate\x18\x05 \x01(\x01\x12\x0f\n\x07message\x18\x06 \x01(\t\"\x17\n\x06Result\x12\r\n\x05\x65rror\x18\x01 \x01(\t\"\x82\x01\n\x08RunEvent\x12\x30\n\x08progress\x18\x01 \x01(\x0b\x32\x1c.voxflow.plugins.v1.ProgressH\x00\x12\r\n\x03log\x18\x02 \x01(\x0cH\x00\x12,\n\x06result\x18\x03 \x01(\x0b\x32\x1a.voxflow.plugins.v1.ResultH\x00\x42\x07\n\x05\x65vent2\xa6\x01\n\x06Stages\x12U\n\x08\x44\x65scribe\x12#.voxflow.plugins.v1.DescribeRequest\x1a$.voxflow.plugins.v1.DescribeResponse\x12\x45\n\x03Run\x12\x1e.voxflow.plugins.v1.RunRequest\x1a\x1c.voxflow.plugins.v1.RunEvent0\x01\x42-Z+github.com/voxflow/voxflow/plugins/pluginpbb\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'stage_pb2', globals())
@@ -35,29 +35,29 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _DESCRIPTION._serialized_start=124
   _DESCRIPTION._serialized_end=338
   _PARAMSPEC._serialized_start=341
-  _PARAMSPEC._serialized_end=499
-  _PORTSPEC._serialized_start=501
-  _PORTSPEC._serialized_end=570
-  _ARTIFACT._serialized_start=573
-  _ARTIFACT._serialized_end=749
-  _ARTIFACT_LABELSENTRY._serialized_start=704
-  _ARTIFACT_LABELSENTRY._serialized_end=749
-  _ARTIFACTS._serialized_start=751
-  _ARTIFACTS._serialized_end=807
-  _RESOURCES._serialized_start=809
-  _RESOURCES._serialized_end=867
-  _RUNREQUEST._serialized_start=870
-  _RUNREQUEST._serialized_end=1247
-  _RUNREQUEST_INPUTSENTRY._serialized_start=1124
-  _RUNREQUEST_INPUTSENTRY._serialized_end=1200
-  _RUNREQUEST_LABELSENTRY._serialized_start=704
-  _RUNREQUEST_LABELSENTRY._serialized_end=749
-  _PROGRESS._serialized_start=1249
-  _PROGRESS._serialized_end=1348
-  _RESULT._serialized_start=1350
-  _RESULT._serialized_end=1373
-  _RUNEVENT._serialized_start=1376
-  _RUNEVENT._serialized_end=1506
-  _STAGES._serialized_start=1509
-  _STAGES._serialized_end=1675
+  _PARAMSPEC._serialized_end=518
+  _PORTSPEC._serialized_start=520
+  _PORTSPEC._serialized_end=589
+  _ARTIFACT._serialized_start=592
+  _ARTIFACT._serialized_end=768
+  _ARTIFACT_LABELSENTRY._serialized_start=723
+  _ARTIFACT_LABELSENTRY._serialized_end=768
+  _ARTIFACTS._serialized_start=770
+  _ARTIFACTS._serialized_end=826
+  _RESOURCES._serialized_start=828
+  _RESOURCES._serialized_end=886
+  _RUNREQUEST._serialized_start=889
+  _RUNREQUEST._serialized_end=1266
+  _RUNREQUEST_INPUTSENTRY._serialized_start=1143
+  _RUNREQUEST_INPUTSENTRY._serialized_end=1219
+  _RUNREQUEST_LABELSENTRY._serialized_start=723
+  _RUNREQUEST_LABELSENTRY._serialized_end=768
+  _PROGRESS._serialized_start=1268
+  _PROGRESS._serialized_end=1367
+  _RESULT._serialized_start=1369
+  _RESULT._serialized_end=1392
+  _RUNEVENT._serialized_start=1395
+  _RUNEVENT._serialized_end=1525
+  _STAGES._serialized_start=1528
+  _STAGES._serialized_end=1694
 # @@protoc_insertion_point(module_scope)
