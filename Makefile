@@ -7,7 +7,7 @@ BIN := bin
 TEST_TIMEOUT ?= 25m
 FUZZTIME ?= 10s
 
-.PHONY: all build deps test test-short fuzz bench demo lint plugins proto clean
+.PHONY: all build deps generate test test-short fuzz bench demo lint plugins proto clean
 
 all: build
 
@@ -30,6 +30,13 @@ test: deps build
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParseValidate -fuzztime=$(FUZZTIME) ./engine/spec
 	$(GO) test -run='^$$' -fuzz=FuzzReadNPY -fuzztime=$(FUZZTIME) ./stages/npy
+
+# Record the builtin kinds' code digests (stages/builtin/impl_gen.go) after
+# changing their code; make test fails until this is run. A change that
+# cannot alter outputs is declared instead, keeping cached results:
+#   go run ./internal/implgen/cmd/implgen -dir stages/builtin -neutral KIND -reason "why"
+generate:
+	$(GO) generate ./stages/builtin
 
 test-short: build
 	$(GO) test -short -count=1 ./...

@@ -261,10 +261,11 @@ func (s *Store) Invalidate(ctx context.Context, key Digest) error {
 // Reusable returns, per key, the newest succeeded and valid execution of
 // spec whose output root object is present: the engine's fast path for
 // answering a mostly cached run with one query instead of one per
-// instance. A present root implies a complete tree, because gc removes
-// whole unreachable trees and verify invalidates executions that reach a
-// damaged object; Lookup remains the thorough check for keys not found
-// here.
+// instance. A present root implies a complete tree, because gc removes a
+// tree before the objects it contains (see removalOrder) and verify and
+// reads invalidate executions that reach a damaged object before moving it
+// away; Lookup remains the thorough check for keys not found here, and the
+// engine checks a hit's objects (Intact) before reusing it.
 func (s *Store) Reusable(ctx context.Context, spec string) (map[Digest]*Execution, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+execCols+` FROM executions
 		WHERE spec = ? AND status = 'succeeded' AND invalid = 0 ORDER BY id`, spec)

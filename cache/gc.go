@@ -36,8 +36,22 @@ type GCReport struct {
 //
 // With keepLast <= 0 no object is removed. Either way GC removes materialised
 // trees whose object is gone and temp files older than Grace.
+//
+// GC holds the gc lock exclusively throughout (see Protect), so a run
+// never decides to reuse an output while GC decides what is live, and every
+// output a live run reuses is linked before GC looks. Dead objects go in
+// removalOrder, so a GC killed at any point leaves no present tree with a
+// missing child.
 func (s *Store) GC(ctx context.Context, keepLast int) (GCReport, error) {
 	var rep GCReport
+	// Exclusive against every run's Protect section: a run that decided to
+	// reuse an output has linked it before gc can look, and no run can
+	// decide to reuse an output while gc is deleting.
+	release, err := s.exclusiveGC(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("gc: %w", err)
+	}
+	defer release()
 	cutoff := time.Now().Add(-s.Grace)
 	if keepLast > 0 {
 		if err := s.collect(ctx, keepLast, cutoff, &rep); err != nil {
@@ -63,36 +77,89 @@ func (s *Store) collect(ctx context.Context, keepLast int, cutoff time.Time, rep
 	if err != nil {
 		return err
 	}
+	var all []ObjectInfo
+	err = s.List(ctx, func(oi ObjectInfo) error {
+		all = append(all, oi)
+		if oi.ModTime.After(cutoff) {
+			// A young tree keeps its children, however old: it may be the
+			// output a stage is storing right now.
+			roots = append(roots, oi.Digest)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	live := map[Digest]bool{}
 	for _, d := range roots {
 		if err := s.reach(ctx, d, live); err != nil {
 			return err
 		}
 	}
-	var removed []Digest
-	err = s.List(ctx, func(oi ObjectInfo) error {
-		if live[oi.Digest] || oi.ModTime.After(cutoff) {
-			return nil
+	var dead []ObjectInfo
+	for _, oi := range all {
+		if !live[oi.Digest] {
+			dead = append(dead, oi)
 		}
+	}
+	var removed []Digest
+	for _, oi := range s.removalOrder(ctx, dead) {
 		if err := s.Objects.Remove(oi.Digest); err != nil {
 			return err
 		}
 		removed = append(removed, oi.Digest)
 		rep.RemovedObjects++
 		rep.RemovedBytes += oi.Size
-		return nil
-	})
-	if err != nil {
-		return err
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		for _, d := range removed {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM objects WHERE digest = ?`, string(d)); err != nil {
+			if err := unindexObject(ctx, tx, d); err != nil {
 				return fmt.Errorf("unindex removed objects: %w", err)
 			}
 		}
 		return nil
 	})
+}
+
+// removalOrder orders dead objects so that a gc killed at any point leaves
+// no present tree with a missing child: trees first, each before the trees
+// it contains, then files. A dead object's parents are all dead too (a live
+// parent would make it live), so every parent goes before its children and
+// a tree that is still present is still complete; Reusable relies on that.
+func (s *Store) removalOrder(ctx context.Context, dead []ObjectInfo) []ObjectInfo {
+	byDigest := make(map[Digest]ObjectInfo, len(dead))
+	for _, oi := range dead {
+		byDigest[oi.Digest] = oi
+	}
+	var files, post []ObjectInfo
+	seen := map[Digest]bool{}
+	var visit func(oi ObjectInfo)
+	visit = func(oi ObjectInfo) {
+		if seen[oi.Digest] {
+			return
+		}
+		seen[oi.Digest] = true
+		if kind, err := s.Kind(oi.Digest); err != nil || kind != KindTree {
+			files = append(files, oi)
+			return
+		}
+		if m, err := s.ReadManifest(ctx, oi.Digest); err == nil {
+			for _, e := range m.Entries {
+				if c, ok := byDigest[e.Digest]; ok && e.Kind == EntryDir {
+					visit(c)
+				}
+			}
+		}
+		post = append(post, oi) // after its subtrees
+	}
+	for _, oi := range dead {
+		visit(oi)
+	}
+	out := make([]ObjectInfo, 0, len(dead))
+	for i := len(post) - 1; i >= 0; i-- {
+		out = append(out, post[i])
+	}
+	return append(out, files...)
 }
 
 // keptRuns returns the ids of the newest keepLast runs per (spec, variant)
@@ -202,7 +269,7 @@ func (s *Store) reach(ctx context.Context, d Digest, live map[Digest]bool) error
 }
 
 // cleanTrees removes materialised trees whose manifest object is gone, and
-// strays.
+// strays (anything not a directory named by a digest, such as a symlink).
 func (s *Store) cleanTrees(rep *GCReport) error {
 	ents, err := os.ReadDir(s.trees)
 	if err != nil {
@@ -210,10 +277,10 @@ func (s *Store) cleanTrees(rep *GCReport) error {
 	}
 	for _, e := range ents {
 		d := Digest(e.Name())
-		if d.Valid() && s.Has(d) {
+		if d.Valid() && e.IsDir() && s.Has(d) {
 			continue
 		}
-		if err := removeTree(filepath.Join(s.trees, e.Name())); err != nil {
+		if err := s.Objects.discardTree(filepath.Join(s.trees, e.Name())); err != nil {
 			return fmt.Errorf("remove stale tree %s: %w", e.Name(), err)
 		}
 		rep.RemovedTrees++

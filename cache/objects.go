@@ -47,19 +47,25 @@ func OpenObjects(dir string) (*Objects, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open objects %s: %w", dir, err)
 	}
-	o := &Objects{
-		dir:     abs,
-		objects: filepath.Join(abs, "objects"),
-		tmp:     filepath.Join(abs, "tmp"),
-		trees:   filepath.Join(abs, "trees"),
-		locks:   filepath.Join(abs, "locks"),
-	}
+	o := newObjects(abs)
 	for _, d := range []string{o.objects, o.tmp, o.trees, o.locks} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("open objects %s: %w", dir, err)
 		}
 	}
 	return o, nil
+}
+
+// newObjects lays out the store rooted at the absolute path abs without
+// creating anything: a read-only store must not try.
+func newObjects(abs string) *Objects {
+	return &Objects{
+		dir:     abs,
+		objects: filepath.Join(abs, "objects"),
+		tmp:     filepath.Join(abs, "tmp"),
+		trees:   filepath.Join(abs, "trees"),
+		locks:   filepath.Join(abs, "locks"),
+	}
 }
 
 // Dir returns the absolute root directory of the store.
@@ -153,10 +159,11 @@ func (o *Objects) putFile(ctx context.Context, path string, move bool, hook putH
 			}
 			return d, nil
 		}
-		if !errors.Is(err, syscall.EXDEV) {
+		if !errors.Is(err, syscall.EXDEV) && !errors.Is(err, errCopyInstead) {
 			return "", err
 		}
-		// Different filesystem: fall through to a copy.
+		// Different filesystem, or a file that must not become an object
+		// itself: fall through to a copy.
 	}
 	src, err := os.Open(path)
 	if err != nil {
@@ -173,11 +180,29 @@ func (o *Objects) putFile(ctx context.Context, path string, move bool, hook putH
 	return d, nil
 }
 
-// moveIn hashes path, fsyncs it and renames it into objects/.
+// errCopyInstead tells putFile that moveIn declined to move a file.
+var errCopyInstead = errors.New("copy instead of move")
+
+// moveIn hashes path, fsyncs it and renames it into objects/. It declines
+// (errCopyInstead) a file that is not exclusively the stage's: one with
+// other hard links (a link to a user's file: renaming and chmodding it would
+// make the user's file an object, so editing it would corrupt the cache),
+// one owned by another user (never chmod someone else's file), or one that
+// another process still holds open (it could write into the object after
+// it was hashed; see openElsewhere). Those are copied.
 func (o *Objects) moveIn(ctx context.Context, path string) (Digest, int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", 0, fmt.Errorf("put %s: %w", path, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return "", 0, fmt.Errorf("put %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() || linkCount(fi) > 1 || !ownedByMe(fi) || openElsewhere(f) {
+		f.Close()
+		return "", 0, errCopyInstead
 	}
 	d, size, err := hashReader(ctxReader{ctx, f}, make([]byte, hashBufSize))
 	if err == nil {
@@ -202,6 +227,9 @@ func (o *Objects) moveIn(ctx context.Context, path string) (Digest, int64, error
 	if err := o.commit(path, d); err != nil {
 		return "", 0, fmt.Errorf("put %s: %w", path, err)
 	}
+	// The moved file keeps the mtime the stage gave it, which may be older
+	// than GC's grace period: the object must look as new as it is.
+	o.touch(d)
 	return d, size, nil
 }
 
@@ -294,7 +322,7 @@ func (o *Objects) Remove(d Digest) error {
 	if _, err := ParseDigest(string(d)); err != nil {
 		return err
 	}
-	if err := removeTree(filepath.Join(o.trees, string(d))); err != nil {
+	if err := o.discardTree(filepath.Join(o.trees, string(d))); err != nil {
 		return fmt.Errorf("remove tree %s: %w", d.Short(), err)
 	}
 	if err := os.Remove(o.objectPath(d)); err != nil && !errors.Is(err, fs.ErrNotExist) {

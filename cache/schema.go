@@ -70,11 +70,54 @@ func migrations() []string {
 	ALTER TABLE executions ADD COLUMN invalid INTEGER NOT NULL DEFAULT 0;
 	CREATE INDEX executions_instance ON executions (spec, instance, id);
 	CREATE INDEX run_executions_exec ON run_executions (exec_id);`,
+
+		// v3: the stat cache of files outside the store (data roots,
+		// weights, a command's declared files): a file whose stat matches
+		// its row is not reread (see statcache.go).
+		`CREATE TABLE stat_cache (
+		path        TEXT PRIMARY KEY,
+		size        INTEGER NOT NULL,
+		mtime_ns    INTEGER NOT NULL,
+		ctime_ns    INTEGER NOT NULL,
+		inode       INTEGER NOT NULL,
+		dev         INTEGER NOT NULL,
+		digest      TEXT NOT NULL,
+		recorded_ns INTEGER NOT NULL
+	) WITHOUT ROWID;`,
+
+		// v4: the start time of a run's process (clock ticks after boot,
+		// /proc/<pid>/stat field 22), so that a run whose pid was reused by
+		// a later process is still seen to have died (see Run.Died).
+		`ALTER TABLE runs ADD COLUMN pid_start INTEGER NOT NULL DEFAULT 0;`,
+
+		// v5: stat fingerprints of stored objects and of the entries of
+		// materialised trees, compared before every read (rehash on
+		// mismatch; see fingerprint.go). tree_stats.path is slash-separated
+		// under trees/<tree>, '' for the tree's own directory.
+		`CREATE TABLE object_stats (
+		digest   TEXT PRIMARY KEY,
+		size     INTEGER NOT NULL,
+		mtime_ns INTEGER NOT NULL,
+		ctime_ns INTEGER NOT NULL,
+		inode    INTEGER NOT NULL
+	) WITHOUT ROWID;
+	CREATE TABLE tree_stats (
+		tree     TEXT NOT NULL,
+		path     TEXT NOT NULL,
+		kind     TEXT NOT NULL,
+		digest   TEXT NOT NULL,
+		size     INTEGER NOT NULL,
+		mtime_ns INTEGER NOT NULL,
+		ctime_ns INTEGER NOT NULL,
+		inode    INTEGER NOT NULL,
+		PRIMARY KEY (tree, path)
+	) WITHOUT ROWID;
+	CREATE INDEX tree_stats_digest ON tree_stats (digest);`,
 	}
 }
 
 // SchemaVersion is the index schema this build writes.
-const SchemaVersion = 2
+const SchemaVersion = 5
 
 // migrate brings db to version target, one transaction per step, so that two
 // processes opening a fresh store at once apply each step exactly once.

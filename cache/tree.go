@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -256,8 +257,15 @@ func (o *Objects) Walk(ctx context.Context, root Digest, fn func(d Digest, kind 
 // materialising the same tree at once loses the rename race harmlessly.
 func (o *Objects) materialise(ctx context.Context, d Digest) (string, error) {
 	dst := filepath.Join(o.trees, string(d))
-	if _, err := os.Lstat(dst); err == nil {
-		return dst, nil
+	if fi, err := os.Lstat(dst); err == nil {
+		if fi.IsDir() {
+			return dst, nil
+		}
+		// A symlink (or anything else) put in place of the tree could lead
+		// a stage out of the cache: replace it.
+		if err := o.discardTree(dst); err != nil {
+			return "", fmt.Errorf("materialise tree %s: %w", d.Short(), err)
+		}
 	}
 	tmp, err := os.MkdirTemp(o.tmp, "tree-*")
 	if err != nil {
@@ -269,7 +277,7 @@ func (o *Objects) materialise(ctx context.Context, d Digest) (string, error) {
 	}
 	if err := os.Rename(tmp, dst); err != nil {
 		removeTree(tmp)
-		if _, serr := os.Lstat(dst); serr == nil {
+		if fi, serr := os.Lstat(dst); serr == nil && fi.IsDir() {
 			return dst, nil
 		}
 		return "", fmt.Errorf("materialise tree %s: %w", d.Short(), err)
@@ -334,6 +342,37 @@ func copyFile(src, dst string, mode os.FileMode) error {
 		return err
 	}
 	return out.Close()
+}
+
+// discardTree removes the materialised tree (or whatever else) at p. A
+// directory is first renamed into tmp/ and deleted there, so a process
+// killed half-way leaves either the whole tree in trees/ or none of it, and
+// never a partly deleted one that materialise would take as complete.
+func (o *Objects) discardTree(p string) error {
+	fi, err := os.Lstat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	// Moving a directory to another parent needs write permission on it
+	// (to update its ".." entry).
+	_ = os.Chmod(p, 0o755)
+	dead := filepath.Join(o.tmp, fmt.Sprintf("dead-%s-%d", filepath.Base(p), time.Now().UnixNano()))
+	if err := os.Rename(p, dead); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // discarded concurrently
+		}
+		return err
+	}
+	return removeTree(dead)
 }
 
 // removeTree deletes a possibly read-only directory tree.

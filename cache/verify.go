@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -14,18 +15,27 @@ import (
 
 // VerifyReport is what Verify found and repaired.
 type VerifyReport struct {
-	Checked     int      // objects rehashed
-	Corrupt     []Digest // content no longer matched the name; removed
-	Missing     []Digest // referenced by an execution but absent
-	Invalidated []int64  // executions that can no longer be reused
+	Checked int      // objects rehashed
+	Corrupt []Digest // content no longer matched the name; moved to quarantine/
+	Missing []Digest // referenced by an execution but absent
+	// DamagedTrees are materialisations under trees/ that no longer matched
+	// their manifest (a file swapped, added or removed, a symlink); they
+	// were removed and are rebuilt from the objects on next use.
+	DamagedTrees []Digest
+	Invalidated  []int64  // executions that can no longer be reused
+	Instances    []string // their instance names, distinct and sorted
 }
 
-// Verify rehashes every object on disk. A corrupt object is removed, and
-// every succeeded execution whose output tree or log reaches a corrupt or
-// missing object is invalidated, so the next run recomputes it. Materialised
-// trees that reach a bad object are removed too: they hardlink the same
-// damaged inode. progress, if not nil, is called after each object from the
-// calling goroutine.
+// Verify rehashes every object on disk and checks every materialised tree
+// under trees/ against its manifest. What it finds is repaired the way a
+// read that finds it is (see Path): every succeeded execution whose output
+// tree or log reaches a corrupt or missing object is invalidated, and so is
+// every execution that consumed a corrupt object or a damaged tree,
+// transitively (see cascade); then corrupt objects are moved to
+// quarantine/ and bad materialised trees removed. Invalidation comes first,
+// so a verify killed half-way never leaves a reusable execution whose
+// output is gone. progress, if not nil, is called after each object from
+// the calling goroutine.
 func (s *Store) Verify(ctx context.Context, progress func(done, total int)) (VerifyReport, error) {
 	var rep VerifyReport
 	var all []Digest
@@ -41,14 +51,11 @@ func (s *Store) Verify(ctx context.Context, progress func(done, total int)) (Ver
 		return rep, fmt.Errorf("verify: %w", err)
 	}
 	rep.Checked = len(all)
+	rep.Corrupt = corrupt
 	bad := map[Digest]bool{}
 	for _, d := range corrupt {
-		if err := s.Objects.Remove(d); err != nil {
-			return rep, fmt.Errorf("verify: %w", err)
-		}
 		bad[d] = true
 	}
-	rep.Corrupt = corrupt
 
 	execs, err := s.queryExecutions(ctx, `SELECT `+execCols+` FROM executions
 		WHERE status = 'succeeded' AND invalid = 0 AND (output != '' OR log != '') ORDER BY id`)
@@ -56,6 +63,7 @@ func (s *Store) Verify(ctx context.Context, progress func(done, total int)) (Ver
 		return rep, fmt.Errorf("verify: list executions: %w", err)
 	}
 	c := newReachCheck(s.Objects, bad)
+	var invalid []Execution
 	for _, e := range execs {
 		okOut, err := c.ok(ctx, e.Output)
 		if err != nil {
@@ -66,7 +74,7 @@ func (s *Store) Verify(ctx context.Context, progress func(done, total int)) (Ver
 			return rep, fmt.Errorf("verify: execution %d: %w", e.ID, err)
 		}
 		if !okOut || !okLog {
-			rep.Invalidated = append(rep.Invalidated, e.ID)
+			invalid = append(invalid, e)
 		}
 	}
 	for d := range c.missing {
@@ -75,18 +83,9 @@ func (s *Store) Verify(ctx context.Context, progress func(done, total int)) (Ver
 		}
 	}
 	sort.Slice(rep.Missing, func(i, j int) bool { return rep.Missing[i] < rep.Missing[j] })
-
-	if err := s.removeBadTrees(ctx, c); err != nil {
-		return rep, fmt.Errorf("verify: %w", err)
-	}
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		for _, id := range rep.Invalidated {
-			if _, err := tx.ExecContext(ctx, `UPDATE executions SET invalid = 1 WHERE id = ?`, id); err != nil {
-				return err
-			}
-		}
-		for _, d := range append(append([]Digest{}, rep.Corrupt...), rep.Missing...) {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM objects WHERE digest = ?`, string(d)); err != nil {
+		for _, e := range invalid {
+			if _, err := tx.ExecContext(ctx, `UPDATE executions SET invalid = 1 WHERE id = ?`, e.ID); err != nil {
 				return err
 			}
 		}
@@ -94,6 +93,59 @@ func (s *Store) Verify(ctx context.Context, progress func(done, total int)) (Ver
 	})
 	if err != nil {
 		return rep, fmt.Errorf("verify: record invalidations: %w", err)
+	}
+	if len(bad) > 0 {
+		consumers, err := s.cascade(ctx, bad, nil)
+		if err != nil {
+			return rep, fmt.Errorf("verify: %w", err)
+		}
+		invalid = append(invalid, consumers...)
+	}
+
+	damaged, err := s.checkTrees(ctx, c)
+	if err != nil {
+		return rep, fmt.Errorf("verify: %w", err)
+	}
+	rep.DamagedTrees = damaged
+	if len(damaged) > 0 {
+		taint := map[Digest]bool{}
+		for _, d := range damaged {
+			taint[d] = true
+		}
+		consumers, err := s.cascade(ctx, nil, taint)
+		if err != nil {
+			return rep, fmt.Errorf("verify: %w", err)
+		}
+		invalid = append(invalid, consumers...)
+	}
+	for _, d := range corrupt {
+		if _, err := s.quarantine(ctx, d); err != nil {
+			return rep, fmt.Errorf("verify: %w", err)
+		}
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		for _, d := range rep.Missing {
+			if err := unindexObject(ctx, tx, d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return rep, fmt.Errorf("verify: unindex missing objects: %w", err)
+	}
+	seen := map[int64]bool{}
+	var uniq []Execution
+	for _, e := range invalid {
+		if !seen[e.ID] {
+			seen[e.ID] = true
+			uniq = append(uniq, e)
+			rep.Invalidated = append(rep.Invalidated, e.ID)
+		}
+	}
+	sort.Slice(rep.Invalidated, func(i, j int) bool { return rep.Invalidated[i] < rep.Invalidated[j] })
+	if list := InstanceList(uniq); list != "" {
+		rep.Instances = strings.Split(InstanceList(uniq), ", ")
 	}
 	return rep, nil
 }
@@ -224,26 +276,109 @@ func (c *reachCheck) check(ctx context.Context, d Digest, kind string, present b
 	return all, nil
 }
 
-// removeBadTrees drops materialised trees that reach a bad or missing object,
-// and anything in trees/ that is not named by a digest.
-func (s *Store) removeBadTrees(ctx context.Context, c *reachCheck) error {
+// checkTrees removes materialised trees that reach a bad or missing
+// object, anything in trees/ that is not a directory named by a digest
+// (a symlink put there could lead a stage out of the cache), and trees
+// whose files no longer match their manifest. It returns the digests of the
+// last kind: the objects are fine, but whatever read those trees may not
+// have read them.
+func (s *Store) checkTrees(ctx context.Context, c *reachCheck) ([]Digest, error) {
 	ents, err := os.ReadDir(s.trees)
 	if err != nil {
-		return fmt.Errorf("list %s: %w", s.trees, err)
+		return nil, fmt.Errorf("list %s: %w", s.trees, err)
 	}
+	var damaged []Digest
 	for _, e := range ents {
 		d := Digest(e.Name())
-		ok := d.Valid() && !strings.HasPrefix(e.Name(), ".")
+		p := filepath.Join(s.trees, e.Name())
+		ok := d.Valid() && e.IsDir()
 		if ok {
 			if ok, err = c.ok(ctx, d); err != nil {
+				return nil, err
+			}
+		}
+		if ok {
+			intact, err := s.treeMatches(ctx, d, p)
+			if err != nil {
+				return nil, err
+			}
+			if !intact {
+				damaged = append(damaged, d)
+				ok = false
+			}
+		}
+		if !ok {
+			// discardTree takes any name: a stray is removed the same way.
+			if err := s.discardTree(ctx, d); err != nil {
+				return nil, fmt.Errorf("remove stale tree %s: %w", e.Name(), err)
+			}
+		}
+	}
+	return damaged, nil
+}
+
+// treeMatches reports whether the materialisation of d at dir holds exactly
+// the entries of its manifest, each file with the right bytes: a hardlink to
+// its object (which Verify has just rehashed), or a copy that hashes to the
+// entry's digest.
+func (s *Store) treeMatches(ctx context.Context, d Digest, dir string) (bool, error) {
+	ents, err := s.treeEntries(ctx, d)
+	if err != nil {
+		if ctx.Err() != nil {
+			return false, err
+		}
+		return false, nil
+	}
+	seen, ok := 0, true
+	err = filepath.WalkDir(dir, func(p string, de fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if rel == "." {
+			rel = ""
+		}
+		e, known := ents[filepath.ToSlash(rel)]
+		fi, lerr := os.Lstat(p)
+		switch {
+		case !known, lerr != nil, fi.Mode()&fs.ModeSymlink != 0:
+			ok = false
+		case e.Kind == EntryDir:
+			ok = fi.IsDir()
+		case !fi.Mode().IsRegular():
+			ok = false
+		default:
+			ok, err = s.sameContent(ctx, p, fi, e.Digest)
+			if err != nil {
 				return err
 			}
 		}
 		if !ok {
-			if err := removeTree(filepath.Join(s.trees, e.Name())); err != nil {
-				return fmt.Errorf("remove stale tree %s: %w", e.Name(), err)
-			}
+			return filepath.SkipAll
 		}
+		seen++
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("check materialised tree %s: %w", d.Short(), err)
 	}
-	return nil
+	return ok && seen == len(ents), nil
+}
+
+// sameContent reports whether the file p (with lstat fi) holds the bytes d
+// names.
+func (s *Store) sameContent(ctx context.Context, p string, fi fs.FileInfo, d Digest) (bool, error) {
+	if ofi, err := os.Lstat(s.objectPath(d)); err == nil && os.SameFile(fi, ofi) {
+		return true, nil // the object itself, rehashed already
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	got, _, err := hashReader(ctxReader{ctx, f}, make([]byte, hashBufSize))
+	if err != nil {
+		return false, fmt.Errorf("hash %s: %w", p, err)
+	}
+	return got == d, nil
 }

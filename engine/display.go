@@ -22,11 +22,31 @@ type Display interface {
 	Close()
 }
 
-// counts tallies instance outcomes for the totals line.
-type counts struct{ done, cached, running, failed, submitted int }
+// counts tallies instance outcomes for the totals line. Interrupted
+// instances (Ctrl-C) are counted apart from failed ones, so the totals line
+// and the run's summary line agree.
+type counts struct{ done, cached, running, failed, interrupted, submitted int }
+
+// finish counts an instance's end in the tally its status belongs to.
+func (c *counts) finish(status string) {
+	c.running--
+	switch status {
+	case StatusSucceeded:
+		c.done++
+	case StatusSubmitted:
+		c.submitted++
+	case StatusInterrupted:
+		c.interrupted++
+	default:
+		c.failed++
+	}
+}
 
 func (c *counts) String() string {
 	s := fmt.Sprintf("%d done, %d cached, %d running, %d failed", c.done, c.cached, c.running, c.failed)
+	if c.interrupted > 0 {
+		s += fmt.Sprintf(", %d interrupted", c.interrupted)
+	}
 	if c.submitted > 0 {
 		s += fmt.Sprintf(", %d submitted", c.submitted)
 	}
@@ -155,18 +175,15 @@ func (p *PlainDisplay) Progress(inst string, u stages.Update) {
 func (p *PlainDisplay) Finished(inst, status string, d time.Duration, err error, tail []string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.c.running--
+	p.c.finish(status)
 	switch status {
 	case StatusSucceeded:
-		p.c.done++
 		p.logf("done     %s (%s)", inst, d.Round(time.Millisecond))
 		return
 	case StatusSubmitted:
-		p.c.submitted++
 		p.logf("submitted %s: %v", inst, err)
 		return
 	}
-	p.c.failed++
 	p.logf("%-8s %s (%s): %v", status, inst, d.Round(time.Millisecond), err)
 	for _, l := range tail {
 		fmt.Fprintf(p.W, "    | %s\n", l)
@@ -302,18 +319,15 @@ func (d *TTYDisplay) Finished(inst, status string, dur time.Duration, err error,
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.running, inst)
-	d.c.running--
+	d.c.finish(status)
 	switch status {
 	case StatusSucceeded:
-		d.c.done++
 		d.printAbove("  ✔ %s (%s)", inst, dur.Round(time.Millisecond))
 		return
 	case StatusSubmitted:
-		d.c.submitted++
 		d.printAbove("  ⇢ %s %v", inst, err)
 		return
 	}
-	d.c.failed++
 	var b strings.Builder
 	fmt.Fprintf(&b, "  ✘ %s %s (%s): %v", inst, status, dur.Round(time.Millisecond), err)
 	for _, l := range tail {

@@ -46,3 +46,21 @@ func TestTTYDisplayRedrawsLiveLines(t *testing.T) {
 		}
 	}
 }
+
+// Ctrl-C ends running instances as interrupted: the totals line counts them
+// so, not as failed, to agree with the run's summary line.
+func TestDisplaysCountInterruptedApart(t *testing.T) {
+	var plain, tty bytes.Buffer
+	for _, d := range []Display{&PlainDisplay{W: &plain}, NewTTYDisplay(&tty, 80)} {
+		d.Started("a")
+		d.Started("b")
+		d.Finished("a", StatusInterrupted, time.Second, errors.New("context canceled"), nil)
+		d.Finished("b", StatusFailed, time.Second, errors.New("exit 1"), nil)
+		d.Close()
+	}
+	for name, out := range map[string]string{"plain": plain.String(), "tty": tty.String()} {
+		if !strings.Contains(out, "0 done, 0 cached, 0 running, 1 failed, 1 interrupted") {
+			t.Errorf("%s totals do not count the interrupted instance apart:\n%s", name, out)
+		}
+	}
+}

@@ -13,21 +13,27 @@ import (
 // be written as JSON and executed by another process or on another host
 // (`voxflow exec-job job.json` on a Slurm node).
 type Job struct {
-	Key       string                       `json:"key"`       // the instance's cache key (hex BLAKE3)
-	Spec      string                       `json:"spec"`      // spec name
-	Instance  string                       `json:"instance"`  // display name, e.g. tune_cl[subj01,FFA-1]
-	Stage     string                       `json:"stage"`     // stage name in the spec
-	Kind      string                       `json:"kind"`      // stage kind, e.g. tune-cl
-	Plugin    string                       `json:"plugin"`    // plugin binary path when the kind comes from a plugin
-	Impl      string                       `json:"impl"`      // implementation digest
-	Params    map[string]any               `json:"params"`    // resolved params
-	Inputs    map[string][]stages.Artifact `json:"inputs"`    // input artifacts (paths in the object store)
-	Labels    map[string]string            `json:"labels"`    // foreach bindings
-	WorkDir   string                       `json:"work_dir"`  // per-key scratch directory, deterministic for the key
-	OutDir    string                       `json:"out_dir"`   // where outputs go; inside WorkDir
-	Resources stages.Resources             `json:"resources"` // declared resources
-	Timeout   time.Duration                `json:"timeout"`   // 0 = none
-	Isolate   string                       `json:"isolate"`   // inline | process
+	Key      string                       `json:"key"`      // the instance's cache key (hex BLAKE3)
+	Spec     string                       `json:"spec"`     // spec name
+	Instance string                       `json:"instance"` // display name, e.g. tune_cl[subj01,FFA-1]
+	Stage    string                       `json:"stage"`    // stage name in the spec
+	Kind     string                       `json:"kind"`     // stage kind, e.g. tune-cl
+	Plugin   string                       `json:"plugin"`   // plugin binary path when the kind comes from a plugin
+	Impl     string                       `json:"impl"`     // implementation digest
+	Params   map[string]any               `json:"params"`   // resolved params
+	Inputs   map[string][]stages.Artifact `json:"inputs"`   // input artifacts (paths in the object store)
+	Labels   map[string]string            `json:"labels"`   // foreach bindings
+	// WorkDir is the attempt's scratch directory, work/<key>/<attempt>/:
+	// fresh for every attempt (retries and reruns alike) and never reused,
+	// so that a process left from an earlier attempt cannot write into this
+	// one's outputs. It is not stable across attempts: an executor that
+	// must find something again later (a cluster job to adopt) keeps it in
+	// a directory of its own, keyed by Key.
+	WorkDir   string           `json:"work_dir"`
+	OutDir    string           `json:"out_dir"`   // where outputs go; inside WorkDir
+	Resources stages.Resources `json:"resources"` // declared resources
+	Timeout   time.Duration    `json:"timeout"`   // 0 = none
+	Isolate   string           `json:"isolate"`   // inline | process
 	// Executor holds executor options merged from the spec's top-level
 	// `executor:` map and the stage's own `slurm:` map.
 	Executor map[string]any `json:"executor,omitempty"`

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/zeebo/blake3"
 
@@ -23,16 +24,19 @@ type Key struct {
 }
 
 // keyDomain versions the key derivation: changing it invalidates every
-// cache, so it changes only with the derivation itself.
-const keyDomain = "voxflow-key-v1"
+// cache, so it changes only with the derivation itself. v2: the content of
+// path params (outside inputs) enters the key.
+const keyDomain = "voxflow-key-v2"
 
 // ComputeKey derives the key of one instance of kind with the given params,
 // labels and input artifacts (whose Digest fields must be set). Everything
 // a stage may read goes in: its kind and implementation, its params and
 // foreach labels, and for each input the content digest plus the
 // provenance stages use (the producing stage names a network, labels tell
-// ROIs apart).
-func ComputeKey(kind *Kind, params stages.Params, labels map[string]string, inputs map[string][]stages.Artifact) (Key, error) {
+// ROIs apart). files are the fingerprints of the paths that path params
+// name (see fingerprint.go): they enter the inputs encoding as "param:<name>"
+// ports, so a file edited under a data root changes the key.
+func ComputeKey(kind *Kind, params stages.Params, labels map[string]string, inputs map[string][]stages.Artifact, files []PathInput) (Key, error) {
 	p, err := spec.CanonicalJSON(map[string]any(params))
 	if err != nil {
 		return Key{}, fmt.Errorf("encode params: %w", err)
@@ -50,6 +54,9 @@ func ComputeKey(kind *Kind, params stages.Params, labels map[string]string, inpu
 			}
 			list[i] = m
 		}
+		ports[port] = list
+	}
+	for port, list := range pathPorts(files) {
 		ports[port] = list
 	}
 	in, err := spec.CanonicalJSON(ports)
@@ -115,7 +122,7 @@ func paramDiff(oldJSON, newJSON string) []string {
 }
 
 // inputDiff explains which input ports changed between two canonical
-// input encodings.
+// input encodings; the pseudo ports of path params are left to pathDiff.
 func inputDiff(oldJSON, newJSON string) []string {
 	var o, n map[string]any
 	if json.Unmarshal([]byte(oldJSON), &o) != nil || json.Unmarshal([]byte(newJSON), &n) != nil {
@@ -135,6 +142,9 @@ func inputDiff(oldJSON, newJSON string) []string {
 	sort.Strings(keys)
 	var out []string
 	for _, k := range keys {
+		if strings.HasPrefix(k, pathPortPrefix) {
+			continue // pathDiff names the files
+		}
 		if short(o[k]) != short(n[k]) {
 			out = append(out, fmt.Sprintf("input %s changed", k))
 		}

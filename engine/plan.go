@@ -27,6 +27,9 @@ type PlanItem struct {
 	Reasons  []string `json:"reasons,omitempty"` // why it runs
 	Key      string   `json:"key,omitempty"`     // empty while an upstream instance must run first
 	Output   string   `json:"output,omitempty"`  // cached output digest
+	// Problem says why the instance cannot run under the chosen executor
+	// (see CheckPlan); a run would fail it.
+	Problem string `json:"problem,omitempty"`
 }
 
 // Plan decides for every instance of p whether a run would reuse it or run
@@ -39,6 +42,7 @@ func Plan(ctx context.Context, store *cache.Store, p *Project, force []string) (
 		return nil, err
 	}
 	outputs := map[string]cache.Digest{}
+	memo := newPathMemo()
 	items := make([]PlanItem, 0, len(p.Graph.Instances))
 	for _, inst := range p.Graph.Instances {
 		kind := p.Kinds[inst.Stage.Name]
@@ -48,9 +52,12 @@ func Plan(ctx context.Context, store *cache.Store, p *Project, force []string) (
 		if err != nil {
 			return nil, err
 		}
-		var key Key
+		var (
+			key   Key
+			files []PathInput
+		)
 		if known {
-			key, err = ComputeKey(kind, inst.Params, inst.Labels, in)
+			key, files, err = instanceKey(ctx, store, memo, kind, inst, in, false)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", inst.ID, err)
 			}
@@ -81,7 +88,14 @@ func Plan(ctx context.Context, store *cache.Store, p *Project, force []string) (
 			}
 		}
 		slices.Sort(pending)
-		it.Reasons, err = reasons(ctx, store, p, inst, kind, key, pending, forced)
+		if !known {
+			// The key waits for upstream outputs; changed files are worth
+			// naming all the same.
+			if files, err = fingerprintParams(ctx, store, memo, kind, inst.Params, false); err != nil {
+				return nil, fmt.Errorf("%s: %w", inst.ID, err)
+			}
+		}
+		it.Reasons, err = reasons(ctx, store, p, inst, kind, key, files, pending, forced)
 		if err != nil {
 			return nil, err
 		}
@@ -91,8 +105,9 @@ func Plan(ctx context.Context, store *cache.Store, p *Project, force []string) (
 }
 
 // reasons explains why inst must run.
-// pending lists the inputs whose upstream has not run yet.
-func reasons(ctx context.Context, store *cache.Store, p *Project, inst *spec.Instance, kind *Kind, key Key, pending []string, forced bool) ([]string, error) {
+// files are the fingerprints of its path params; pending lists the inputs
+// whose upstream has not run yet.
+func reasons(ctx context.Context, store *cache.Store, p *Project, inst *spec.Instance, kind *Kind, key Key, files []PathInput, pending []string, forced bool) ([]string, error) {
 	var rs []string
 	if forced {
 		rs = append(rs, "forced")
@@ -105,13 +120,14 @@ func reasons(ctx context.Context, store *cache.Store, p *Project, inst *spec.Ins
 		return append(rs, "never run"), nil
 	}
 	if last.Impl != kind.Impl {
-		rs = append(rs, fmt.Sprintf("implementation changed (%s -> %s)", shortImpl(last.Impl), shortImpl(kind.Impl)))
+		rs = append(rs, implChanged(kind.Desc.Kind, last.Impl, kind.Impl))
 	}
 	newParams, err := spec.CanonicalJSON(map[string]any(inst.Params))
 	if err != nil {
 		return nil, err
 	}
 	rs = append(rs, paramDiff(last.Params, string(newParams))...)
+	rs = append(rs, pathDiff(ctx, store, last.Params, last.Inputs, string(newParams), files)...)
 	if len(pending) == 0 {
 		rs = append(rs, inputDiff(last.Inputs, key.Inputs)...)
 	} else {
@@ -123,6 +139,29 @@ func reasons(ctx context.Context, store *cache.Store, p *Project, inst *spec.Ins
 		rs = append(rs, "previous output invalidated or collected")
 	}
 	return rs, nil
+}
+
+// implChanged says that kind's implementation changed from old to new,
+// naming the kind and the short digests of its code (a builtin's identity,
+// a plugin binary's digest), or the whole implementation strings where the
+// digests alone do not show the difference (an older format, a version).
+func implChanged(kind, old, new string) string {
+	o, n := implDigest(old), implDigest(new)
+	if o == "" || n == "" || o == n {
+		o, n = shortImpl(old), shortImpl(new)
+	}
+	return fmt.Sprintf("implementation changed: %s (%s -> %s)", kind, o, n)
+}
+
+// implDigest returns the first 12 hex digits of the 64-hex digest in an
+// implementation string, or "" if it has none.
+func implDigest(impl string) string {
+	for _, p := range strings.Split(impl, ":") {
+		if len(p) == 64 {
+			return p[:12]
+		}
+	}
+	return ""
 }
 
 // shortImpl trims a plugin digest in implementation strings for display.
@@ -139,20 +178,46 @@ func shortImpl(impl string) string {
 // WritePlan prints a plan as a table: one row per instance.
 func WritePlan(w io.Writer, items []PlanItem) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	run, cached := 0, 0
+	run, cached, blocked := 0, 0, 0
 	for _, it := range items {
-		why := ""
+		why, action := "", it.Action
 		if it.Action == ActionRun {
 			run++
 			why = strings.Join(it.Reasons, "; ")
 		} else {
 			cached++
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", it.Action, it.Instance, why)
+		if it.Problem != "" {
+			blocked++
+			action, why = "FAIL", "cannot run: "+it.Problem
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", action, it.Instance, why)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if blocked > 0 {
+		_, err := fmt.Fprintf(w, "%d to run, %d cached; %d cannot run under this executor\n", run, cached, blocked)
+		return err
+	}
 	_, err := fmt.Fprintf(w, "%d to run, %d cached\n", run, cached)
 	return err
+}
+
+// CheckPlan sets Problem on every item that would run but cannot under
+// exe with opt's budgets: the same check a run makes before starting an
+// instance, so `voxflow plan --executor slurm` shows it before anything is
+// submitted.
+func CheckPlan(ctx context.Context, p *Project, items []PlanItem, exe Executor, opt RunOptions) {
+	byID := make(map[string]*spec.Instance, len(p.Graph.Instances))
+	for _, inst := range p.Graph.Instances {
+		byID[inst.ID] = inst
+	}
+	for i := range items {
+		inst := byID[items[i].Instance]
+		if items[i].Action != ActionRun || inst == nil {
+			continue
+		}
+		items[i].Problem = unsatisfiable(ctx, p, inst, exe, opt)
+	}
 }

@@ -19,7 +19,9 @@ type ProcessExecutor struct {
 }
 
 // Execute starts the job's plugin process, runs the job and stops the
-// process.
+// process. The plugin runs in a process group of its own under a
+// supervisor (plugins.Open), and Close returns once the group is empty, so
+// nothing the plugin started can write to job.OutDir after Execute returns.
 func (p ProcessExecutor) Execute(ctx context.Context, job *Job, progress stages.Progress, log io.Writer) error {
 	path, args := job.Plugin, []string(nil)
 	if path == "" {

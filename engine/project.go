@@ -2,9 +2,12 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 
 	"github.com/voxflow/voxflow/cache"
 	"github.com/voxflow/voxflow/engine/spec"
@@ -34,16 +37,7 @@ func Load(ctx context.Context, reg *Registry, path string, opt spec.Options) (*P
 	// Expand validates first and reports every problem at once.
 	g, err := spec.Expand(s, res.Describe, reg.KindNames()...)
 	if err != nil {
-		// Validation reports unknown kinds generically; a plugin that
-		// failed to start deserves its own message.
-		for _, st := range s.Stages {
-			if _, rerr := res.Resolve(st.Uses); rerr != nil && st.Uses != "" {
-				if _, isBuiltin := reg.Builtin(st.Uses); !isBuiltin {
-					err = fmt.Errorf("%w\n%s: stage %s: %v", err, st.Pos, st.Name, rerr)
-				}
-			}
-		}
-		return nil, err
+		return nil, pluginErrors(err, s, res)
 	}
 	p := &Project{Spec: s, Graph: g, Kinds: map[string]*Kind{}}
 	for _, st := range s.Stages {
@@ -54,6 +48,53 @@ func Load(ctx context.Context, reg *Registry, path string, opt spec.Options) (*P
 		p.Kinds[st.Name] = k
 	}
 	return p, nil
+}
+
+// pluginErrors replaces validation's "unknown stage kind" for a stage whose
+// plugin failed to start with that plugin's own error: the kind is not
+// unknown, its plugin is broken, and one line should say so.
+func pluginErrors(err error, s *spec.Spec, res *Resolver) error {
+	var list spec.ErrorList
+	if !errors.As(err, &list) {
+		return err
+	}
+	var out spec.ErrorList
+	broken := map[spec.Pos]bool{}
+	first := map[string]string{} // error text -> first stage that got it
+	for _, st := range s.Stages {
+		if st.Uses == "" {
+			continue
+		}
+		if _, rerr := res.Resolve(st.Uses); rerr != nil && !errors.Is(rerr, ErrUnknownKind) {
+			pos := st.FieldPos["uses"]
+			broken[pos] = true
+			msg := fmt.Sprintf("stage %s: %v", st.Name, rerr)
+			if prev, seen := first[rerr.Error()]; seen {
+				// One plugin's start-up error, printed once.
+				msg = fmt.Sprintf("stage %s: its plugin did not start either (see stage %s)", st.Name, prev)
+			} else {
+				first[rerr.Error()] = st.Name
+			}
+			out = append(out, &spec.Error{Pos: pos, Msg: msg})
+		}
+	}
+	for _, e := range list {
+		if broken[e.Pos] && strings.HasPrefix(e.Msg, "unknown stage kind") {
+			continue
+		}
+		out = append(out, e)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i].Pos, out[j].Pos
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Col < b.Col
+	})
+	return out
 }
 
 // CacheDir returns where a spec's cache lives: flag, then VOXFLOW_CACHE,

@@ -2,26 +2,44 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 
+	"github.com/voxflow/voxflow/engine/spec"
 	"github.com/voxflow/voxflow/stages"
 )
 
-// Version is the voxflow build's version. It is part of every builtin
-// stage's implementation digest, so bump it only when builtin outputs may
-// change without a stage's own version changing.
+// ErrUnknownKind is wrapped by Resolve's error for a `uses:` that names no
+// builtin kind and no kind of a plugin that started; a plugin that failed
+// to start gives its own error instead.
+var ErrUnknownKind = errors.New("unknown stage kind")
+
+// Version is the voxflow build's version, for humans. It is not part of
+// cache keys: a builtin kind's implementation identity is the digest of its
+// code (see Identified), so a release that leaves a kind's code alone keeps
+// its cached results.
 const Version = "0.1.0"
+
+// Identified is a builtin stage that knows its implementation identity: a
+// digest of its code, recorded at build time (stages/builtin/impl_gen.go).
+type Identified interface {
+	stages.Stage
+	Identity() string
+}
 
 // Kind is one resolved stage kind: its description, how to run it and the
 // digest that identifies its implementation in cache keys.
 type Kind struct {
 	Desc stages.Description
-	// Impl is the implementation digest: the plugin binary's BLAKE3 for a
-	// plugin, or "builtin:<voxflow version>:<kind>:<stage version>".
+	// Impl is the implementation digest:
+	// "plugin:<binary's BLAKE3>:<kind>:<version>" for a plugin, or
+	// "builtin:<kind>:<stage version>:<identity>" for a builtin, where
+	// identity is the digest of the kind's code (Identified). A builtin
+	// without one (test doubles) gets "builtin:<kind>:<stage version>".
 	Impl string
 	// Stage runs the kind in this process; nil for plugin kinds.
 	Stage stages.Stage
@@ -42,15 +60,20 @@ type Registry struct {
 
 	mu      sync.Mutex
 	plugins map[string][]*Kind // binary path -> kinds it serves
+	failed  map[string]error   // binary path -> why it did not start
 }
 
 // NewRegistry returns a registry of the given builtin stages. openPlugin may
 // be nil when plugins are not supported by the caller.
 func NewRegistry(builtins []stages.Stage, openPlugin PluginOpener) *Registry {
-	r := &Registry{builtins: map[string]*Kind{}, openPlugin: openPlugin, plugins: map[string][]*Kind{}}
+	r := &Registry{builtins: map[string]*Kind{}, openPlugin: openPlugin, plugins: map[string][]*Kind{}, failed: map[string]error{}}
 	for _, s := range builtins {
 		d := s.Describe()
-		r.builtins[d.Kind] = &Kind{Desc: d, Stage: s, Impl: fmt.Sprintf("builtin:%s:%s:%s", Version, d.Kind, d.Version)}
+		impl := "builtin:" + d.Kind + ":" + d.Version
+		if id, ok := s.(Identified); ok {
+			impl += ":" + id.Identity()
+		}
+		r.builtins[d.Kind] = &Kind{Desc: d, Stage: s, Impl: impl}
 	}
 	return r
 }
@@ -82,19 +105,27 @@ func (r *Registry) Builtin(kind string) (*Kind, bool) {
 }
 
 // LoadPlugin describes the plugin binary at path (once per registry) and
-// returns its kinds.
+// returns its kinds. A plugin that fails to start is not retried: every
+// stage that uses it gets the same error, without starting it again.
 func (r *Registry) LoadPlugin(ctx context.Context, path string) ([]*Kind, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if ks, ok := r.plugins[path]; ok {
 		return ks, nil
 	}
+	if err, ok := r.failed[path]; ok {
+		return nil, err
+	}
 	if r.openPlugin == nil {
 		return nil, fmt.Errorf("plugin %s: this build does not support plugins", path)
 	}
 	descs, digest, err := r.openPlugin(ctx, path)
 	if err != nil {
-		return nil, fmt.Errorf("plugin %s: %w", path, err)
+		err = fmt.Errorf("plugin %s: %w", path, err)
+		if ctx.Err() == nil {
+			r.failed[path] = err
+		}
+		return nil, err
 	}
 	ks := make([]*Kind, len(descs))
 	for i, d := range descs {
@@ -137,12 +168,14 @@ func (rs *Resolver) Resolve(uses string) (*Kind, error) {
 			}
 			return ks[0], nil
 		}
-		for _, k := range ks {
+		names := make([]string, len(ks))
+		for i, k := range ks {
 			if k.Desc.Kind == want {
 				return k, nil
 			}
+			names[i] = k.Desc.Kind
 		}
-		return nil, fmt.Errorf("plugin %s serves no kind %q", path, want)
+		return nil, fmt.Errorf("plugin %s serves no kind %q%s (it serves %s): %w", path, want, spec.DidYouMean(want, names), strings.Join(names, ", "), ErrUnknownKind)
 	}
 	if k, ok := rs.reg.builtins[uses]; ok {
 		return k, nil
@@ -164,7 +197,7 @@ func (rs *Resolver) Resolve(uses string) (*Kind, error) {
 			}
 		}
 	}
-	return nil, fmt.Errorf("unknown stage kind %q (known: %s)", uses, strings.Join(rs.known(), ", "))
+	return nil, fmt.Errorf("%w %q%s (known: %s)", ErrUnknownKind, uses, spec.DidYouMean(uses, rs.known()), strings.Join(rs.known(), ", "))
 }
 
 func (rs *Resolver) known() []string {

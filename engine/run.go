@@ -41,6 +41,19 @@ func remote(exe Executor) bool {
 	return ok && r.Remote()
 }
 
+// RemoteJobs is how many instances a run keeps in flight on a remote
+// executor when -j is not given: a cluster's size, not the engine host's
+// cores, bounds them. Slurm queues whatever does not fit yet.
+const RemoteJobs = 64
+
+// RequestChecker is implemented by remote executors that can tell, before
+// anything is submitted, that an instance's declared resources can never
+// be met where they would run it (more CPUs, memory or GPUs than any node
+// of the partition has). The error says why, with the cluster's limits.
+type RequestChecker interface {
+	CheckRequest(ctx context.Context, job *Job) error
+}
+
 // Runner executes projects against one cache.
 type Runner struct {
 	Store   *cache.Store
@@ -100,6 +113,9 @@ type instResult struct {
 func (r *Runner) Run(ctx context.Context, p *Project, opt RunOptions) (*RunResult, error) {
 	if opt.Jobs <= 0 {
 		opt.Jobs = runtime.NumCPU()
+		if r.Executor != nil && remote(r.Executor) {
+			opt.Jobs = RemoteJobs
+		}
 	}
 	if opt.CPUs <= 0 {
 		opt.CPUs = runtime.NumCPU()
@@ -147,11 +163,11 @@ func (r *Runner) Run(ctx context.Context, p *Project, opt RunOptions) (*RunResul
 		return nil, err
 	}
 	outputs := map[string]cache.Digest{}
+	memo := newPathMemo() // one fingerprint per outside path per run
 	results := make(chan instResult)
 	running := 0
 	used := resources{}
 	stopping := false // a failure without --keep-going: start nothing new
-	var cached []int64
 
 	finish := func(ir instResult) {
 		st := ir.st
@@ -190,6 +206,11 @@ func (r *Runner) Run(ctx context.Context, p *Project, opt RunOptions) (*RunResul
 		// Start what is ready and fits, answering cache hits on the spot so
 		// a fully cached run never leaves this loop's thread.
 		var deferred []*instState
+		// Cache hits are linked to the run before gc may look again.
+		hits, err := r.openHits(ctx, runID)
+		if err != nil {
+			return nil, err
+		}
 		for len(ready) > 0 && !stopping && ctx.Err() == nil {
 			st := ready[0]
 			ready = ready[1:]
@@ -199,27 +220,25 @@ func (r *Runner) Run(ctx context.Context, p *Project, opt RunOptions) (*RunResul
 				finish(instResult{st: st, status: StatusFailed, err: fmt.Errorf("%s: %w", st.inst.ID, err)})
 				continue
 			}
-			key, err := ComputeKey(st.kind, st.inst.Params, st.inst.Labels, in)
+			key, _, err := instanceKey(ctx, r.Store, memo, st.kind, st.inst, in, true)
 			if err != nil {
 				finish(instResult{st: st, status: StatusFailed, err: fmt.Errorf("%s: %w", st.inst.ID, err)})
 				continue
 			}
 			if !forced {
-				ex, ok := reusable[key.Digest]
-				if !ok {
-					ex, ok, err = r.Store.Lookup(ctx, key.Digest)
-					if err != nil {
-						return nil, fmt.Errorf("%s: %w", st.inst.ID, err)
-					}
+				ex, ok, err := r.cachedHit(ctx, st.inst.ID, key.Digest, reusable)
+				if err != nil {
+					hits.close(ctx)
+					return nil, fmt.Errorf("%s: %w", st.inst.ID, err)
 				}
 				if ok {
 					r.Display.Cached(st.inst.ID)
-					cached = append(cached, ex.ID)
+					hits.add(ex.ID)
 					finish(instResult{st: st, status: StatusSucceeded, output: ex.Output, cached: true})
 					continue
 				}
 			}
-			if reason := r.unsatisfiable(st, opt); reason != "" {
+			if reason := unsatisfiable(ctx, p, st.inst, r.Executor, opt); reason != "" {
 				err := fmt.Errorf("%s: %s", st.inst.ID, reason)
 				r.Display.Started(st.inst.ID)
 				r.Display.Finished(st.inst.ID, StatusFailed, 0, err, nil)
@@ -227,9 +246,11 @@ func (r *Runner) Run(ctx context.Context, p *Project, opt RunOptions) (*RunResul
 				continue
 			}
 			need := r.grant(st, opt)
-			if running >= opt.Jobs || used.cpus+need.cpus > opt.CPUs && running > 0 ||
+			// Local budgets bound local instances only; a cluster queues
+			// what does not fit on it.
+			if running >= opt.Jobs || !remote(exe) && (used.cpus+need.cpus > opt.CPUs && running > 0 ||
 				opt.MemoryMB > 0 && used.mem+need.mem > opt.MemoryMB && running > 0 ||
-				used.gpus+need.gpus > opt.GPUs && need.gpus > 0 {
+				used.gpus+need.gpus > opt.GPUs && need.gpus > 0) {
 				deferred = append(deferred, st)
 				continue
 			}
@@ -247,6 +268,9 @@ func (r *Runner) Run(ctx context.Context, p *Project, opt RunOptions) (*RunResul
 				results <- r.execute(ctx, p, st, key, in, exe, forced, runID, host, need)
 			}()
 		}
+		if err := hits.close(ctx); err != nil {
+			return nil, err
+		}
 		ready = append(deferred, ready...)
 		if running == 0 {
 			break
@@ -259,10 +283,6 @@ func (r *Runner) Run(ctx context.Context, p *Project, opt RunOptions) (*RunResul
 		used.gpus -= need.gpus
 		finish(ir)
 	}
-	if err := r.Store.LinkRuns(context.WithoutCancel(ctx), runID, cached, true); err != nil {
-		return nil, fmt.Errorf("record run %d: %w", runID, err)
-	}
-
 	// Whatever never started was skipped (failure upstream, stop, or Ctrl-C).
 	for _, inst := range p.Graph.Instances {
 		if st := states[inst.ID]; st.status == "" || st.status == StatusSkipped {
@@ -297,25 +317,42 @@ func (r *Runner) skipDependents(st *instState, dependents map[string][]*instStat
 	}
 }
 
-// unsatisfiable says why an instance can never be scheduled locally.
-func (r *Runner) unsatisfiable(st *instState, opt RunOptions) string {
-	if r.Executor != nil && remote(r.Executor) {
+// unsatisfiable says why an instance can never run under exe (nil: in
+// this process): locally, a request beyond the run's budgets; remotely,
+// what the executor's RequestChecker reports. A run fails such an
+// instance with the reason, and plan shows it, rather than skip it.
+func unsatisfiable(ctx context.Context, p *Project, inst *spec.Instance, exe Executor, opt RunOptions) string {
+	res := inst.Stage.Resources
+	if exe != nil && remote(exe) {
+		c, ok := exe.(RequestChecker)
+		if !ok {
+			return ""
+		}
+		job := &Job{Instance: inst.ID, Stage: inst.Stage.Name, Timeout: inst.Stage.Timeout, Executor: executorOptions(p, inst),
+			Resources: stages.Resources{CPUs: max(1, res.CPUs), MemoryMB: res.MemoryMB, GPUs: res.GPUs}}
+		if err := c.CheckRequest(ctx, job); err != nil {
+			return err.Error()
+		}
 		return ""
 	}
-	if st.res.gpus > opt.GPUs {
-		return fmt.Sprintf("needs %d GPU(s), this run has %d (set --gpus, or run it on a cluster with --executor slurm)", st.res.gpus, opt.GPUs)
+	if res.GPUs > opt.GPUs {
+		return fmt.Sprintf("needs %d GPU(s), this run has %d (set --gpus, or run it on a cluster with --executor slurm)", res.GPUs, opt.GPUs)
 	}
-	if opt.MemoryMB > 0 && st.res.mem > opt.MemoryMB {
-		return fmt.Sprintf("needs %d MB of memory, this run allows %d MB (--memory)", st.res.mem, opt.MemoryMB)
+	if opt.MemoryMB > 0 && res.MemoryMB > opt.MemoryMB {
+		return fmt.Sprintf("needs %d MB of memory, this run allows %d MB (--memory)", res.MemoryMB, opt.MemoryMB)
 	}
 	return ""
 }
 
 // grant is what an instance takes from the local budget: its declared CPUs,
-// clamped to the budget so a big request still runs, alone.
+// clamped to the budget so a big request still runs, alone. A remote
+// executor gets the declaration as is: the cluster's nodes, not the
+// engine host, decide what fits.
 func (r *Runner) grant(st *instState, opt RunOptions) resources {
 	g := st.res
-	g.cpus = min(g.cpus, opt.CPUs)
+	if r.Executor == nil || !remote(r.Executor) {
+		g.cpus = min(g.cpus, opt.CPUs)
+	}
 	return g
 }
 
@@ -345,12 +382,19 @@ func (r *Runner) execute(ctx context.Context, p *Project, st *instState, key Key
 	}
 	defer unlock()
 	if !forced || !ok {
-		if ex, hit, err := r.Store.Lookup(ctx, key.Digest); err == nil && hit {
-			if err := r.Store.LinkRun(ctx, runID, ex.ID, true); err != nil {
-				return fail(StatusFailed, err, nil)
+		// Decided and linked under the gc lock, as the run loop's hits are.
+		if release, err := r.Store.Protect(ctx); err == nil {
+			ex, hit, err := r.cachedHit(ctx, inst.ID, key.Digest, nil)
+			if err == nil && hit {
+				err = r.Store.LinkRun(context.WithoutCancel(ctx), runID, ex.ID, true)
+				release()
+				if err != nil {
+					return fail(StatusFailed, err, nil)
+				}
+				r.Display.Finished(inst.ID, StatusSucceeded, time.Since(start), nil, nil)
+				return instResult{st: st, status: StatusSucceeded, output: ex.Output, cached: true}
 			}
-			r.Display.Finished(inst.ID, StatusSucceeded, time.Since(start), nil, nil)
-			return instResult{st: st, status: StatusSucceeded, output: ex.Output, cached: true}
+			release()
 		}
 	}
 
@@ -366,27 +410,34 @@ func (r *Runner) execute(ctx context.Context, p *Project, st *instState, key Key
 	}
 	job.OutDir = filepath.Join(job.WorkDir, "out")
 	logPath := filepath.Join(job.WorkDir, "log")
+	// Attempts work in fresh directories below the key's (workdir.go).
+	keyDir := job.WorkDir
+	var att *attemptDir
+	cleanAttempts(keyDir)
+	defer func() {
+		if att != nil {
+			att.remove()
+		}
+		_ = os.Remove(keyDir) // only once empty
+	}()
 	var (
 		runErr error
 		tail   []string
 		status = StatusFailed
 	)
 	for attempt := 0; attempt <= inst.Stage.Retries; attempt++ {
-		// A previous crash may have left a half-written work dir: start
-		// clean. A remote executor owns the directory instead: it may hold
-		// a job still running on the cluster, to be adopted, not wiped.
-		if !remote(exe) {
-			if err := os.RemoveAll(job.WorkDir); err != nil {
-				return fail(StatusFailed, fmt.Errorf("%s: clean work dir: %w", inst.ID, err), nil)
-			}
+		// Each attempt gets a fresh directory, so a process of an earlier
+		// attempt (this run's failed try, or an orphan of a killed run) can
+		// only ever write in its own. A remote executor keeps what must
+		// outlive an attempt (a cluster job to adopt) in its own directory.
+		if att != nil {
+			att.remove()
 		}
-		dir := job.OutDir
-		if remote(exe) {
-			dir = job.WorkDir
+		if att, err = newAttemptDir(keyDir); err != nil {
+			return fail(StatusFailed, fmt.Errorf("%s: %w", inst.ID, err), nil)
 		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fail(StatusFailed, fmt.Errorf("%s: work dir: %w", inst.ID, err), nil)
-		}
+		job.WorkDir, job.OutDir = att.dir, filepath.Join(att.dir, "out")
+		logPath = filepath.Join(att.dir, "log")
 		lw, err := newLogWriter(logPath, 20)
 		if err != nil {
 			return fail(StatusFailed, fmt.Errorf("%s: %w", inst.ID, err), nil)
@@ -435,6 +486,12 @@ func (r *Runner) execute(ctx context.Context, p *Project, st *instState, key Key
 	if merr != nil {
 		return fail(StatusFailed, fmt.Errorf("%s: %w", inst.ID, merr), tail)
 	}
+	// No gc between storing the outputs and the record that keeps them.
+	release, err := r.Store.Protect(rctx)
+	if err != nil {
+		return fail(StatusFailed, fmt.Errorf("%s: %w", inst.ID, err), tail)
+	}
+	defer release()
 	out, err := r.Store.PutTree(rctx, job.OutDir, true)
 	if err != nil {
 		return fail(StatusFailed, fmt.Errorf("%s: store outputs: %w", inst.ID, err), tail)

@@ -12,8 +12,8 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/voxflow/voxflow/internal/procgroup"
 	"github.com/voxflow/voxflow/plugins/pluginpb"
 	"github.com/voxflow/voxflow/stages"
 )
@@ -31,6 +32,10 @@ const (
 	// exitWait is how long a failed run waits for the plugin process to be
 	// reaped, so that the report can name its exit status.
 	exitWait = 3 * time.Second
+	// pluginGrace is how long the processes a plugin leaves behind get
+	// between SIGTERM and SIGKILL once it exits; well under go-plugin's two
+	// seconds, so that its supervisor ends by itself.
+	pluginGrace = time.Second
 )
 
 // Client is one running plugin process. Its methods are safe for concurrent
@@ -52,8 +57,11 @@ type Client struct {
 // process lives until Close. A plugin built for another protocol version
 // fails here with both versions named.
 //
-// The process gets SIGKILL if the host dies (Pdeathsig) and also exits by
-// itself when it sees its parent gone, so it never outlives the host.
+// The process runs under a supervisor in a process group of its own
+// (internal/procgroup): when the host dies, even by SIGKILL, or the plugin
+// exits, the supervisor kills the plugin and every process it started, so
+// neither outlives the host. The plugin also exits by itself when it sees
+// its parent gone.
 func Open(ctx context.Context, path string, args ...string) (*Client, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -65,7 +73,9 @@ func Open(ctx context.Context, path string, args ...string) (*Client, error) {
 	}
 	c := &Client{path: abs, digest: digest, stderr: newStderrTail()}
 	c.cmd = exec.Command(abs, args...)
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := procgroup.Wrap(c.cmd, procgroup.Options{Grace: pluginGrace}); err != nil {
+		return nil, fmt.Errorf("plugin %s: %w", abs, err)
+	}
 	c.pc = plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  HandshakeConfig(),
 		Plugins:          plugin.PluginSet{PluginName: &GRPCPlugin{}},
@@ -87,7 +97,8 @@ func Open(ctx context.Context, path string, args ...string) (*Client, error) {
 		// Pdeathsig fires when the thread that forked the child exits, not
 		// the process. Go only retires threads whose goroutine exits while
 		// locked, so forking from a goroutine we lock and unlock ourselves
-		// keeps the signal tied to the host's life.
+		// keeps the signal tied to the host's life (the supervisor also
+		// checks that its parent really changed).
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 		rpc, err := c.pc.Client()
@@ -102,7 +113,7 @@ func Open(ctx context.Context, path string, args ...string) (*Client, error) {
 		// Pdeathsig covers the host exiting meanwhile.
 		go func() {
 			<-ch
-			c.pc.Kill()
+			c.kill()
 		}()
 		// Not c.fault: the process fields are still being written by Start.
 		return nil, &FaultError{Plugin: c.path, Op: "start", Err: ctx.Err(), Stderr: c.stderr.tail()}
@@ -122,7 +133,7 @@ func Open(ctx context.Context, path string, args ...string) (*Client, error) {
 	for _, d := range resp.GetStages() {
 		sd, err := descriptionFromPB(d)
 		if err != nil {
-			c.pc.Kill()
+			c.kill()
 			return nil, fmt.Errorf("plugin %s: describe: %w", abs, err)
 		}
 		c.descs = append(c.descs, sd)
@@ -135,7 +146,7 @@ func Open(ctx context.Context, path string, args ...string) (*Client, error) {
 // is reported: "signal: killed" would blame the plugin for our doing.
 func (c *Client) abort(op string, cause error) error {
 	exited := c.pc.Exited()
-	c.pc.Kill()
+	c.kill()
 	f := c.fault(op, "", cause)
 	if !exited {
 		f.Exit = ""
@@ -146,6 +157,12 @@ func (c *Client) abort(op string, cause error) error {
 // startError rewords go-plugin's handshake failures for someone who only
 // knows voxflow.
 func startError(err error) error {
+	// go-plugin explains a failed handshake with a dozen lines of guesses
+	// (architecture, libraries, permissions); the stderr tail that follows
+	// in the FaultError usually names the real reason.
+	if first, _, _ := strings.Cut(err.Error(), "\n"); strings.Contains(first, "Unrecognized remote plugin message") {
+		return errors.New("it did not answer the plugin handshake: it exited, or wrote something else to stdout first (a voxflow plugin must call plugins.Serve before printing anything)")
+	}
 	if strings.Contains(strings.ToLower(err.Error()), "incompatible api version") {
 		return fmt.Errorf("plugin speaks another voxflow plugin protocol than this voxflow (protocol %d); rebuild it against this voxflow's plugins package: %w", ProtocolVersion, err)
 	}
@@ -185,7 +202,9 @@ func (c *Client) Path() string { return c.path }
 // was started.
 func (c *Client) Digest() string { return c.digest }
 
-// Pid returns the plugin process's id.
+// Pid returns the id of the plugin's process group, which is its
+// supervisor's pid: SIGTERM to it stops the plugin and everything the plugin
+// started; SIGKILL kills the plugin with it (a parent-death signal).
 func (c *Client) Pid() int { return c.cmd.Process.Pid }
 
 // Descriptions returns what the plugin's kinds declare, in its order.
@@ -207,10 +226,28 @@ func (c *Client) Stages() []stages.Stage {
 func (c *Client) Exited() bool { return c.pc.Exited() }
 
 // Close stops the plugin process: it asks it to exit and kills it after two
-// seconds. Runs in flight fail. Close is idempotent.
+// seconds. It returns once no process the plugin started is left. Runs in
+// flight fail. Close is idempotent.
 func (c *Client) Close() error {
-	c.closeOnce.Do(c.pc.Kill)
+	c.closeOnce.Do(c.kill)
 	return nil
+}
+
+// kill stops the plugin through go-plugin, which SIGKILLs the supervisor
+// when the plugin does not exit within two seconds; the supervisor's group
+// is then killed here, so that no process the plugin started survives it.
+func (c *Client) kill() {
+	c.pc.Kill()
+	if c.cmd.Process == nil {
+		return
+	}
+	deadline := time.Now().Add(exitWait)
+	for !c.pc.Exited() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !c.pc.Exited() || !procgroup.Supervised(c.cmd.ProcessState) {
+		_ = procgroup.KillGroup(c.cmd.Process.Pid, exitWait)
+	}
 }
 
 // remoteStage is a stage kind served by a plugin process.
@@ -266,7 +303,7 @@ func (s *remoteStage) Run(ctx context.Context, req *stages.Request) error {
 			_, _ = log.Write(e.Log)
 		case *pluginpb.RunEvent_Result:
 			if msg := e.Result.GetError(); msg != "" {
-				return &StageError{Plugin: s.c.path, Kind: s.desc.Kind, Instance: req.Instance, Message: msg}
+				return &StageError{Plugin: s.c.path, Kind: s.desc.Kind, Instance: req.Instance, Message: shortError(msg, log)}
 			}
 			return nil
 		}
@@ -296,9 +333,43 @@ func (s *remoteStage) cause(ctx context.Context, err error) error {
 	return err
 }
 
+// maxErrorBytes bounds a plugin's error text as voxflow keeps and shows it
+// (the index's error column, the terminal): a stage may return megabytes,
+// a whole traceback or a dump of its input. The full text goes to the
+// stage's log.
+const maxErrorBytes = 4 << 10
+
+// panicPrefix starts the error of a stage that panicked in a Go plugin (see
+// runRecovered); the stack trace follows on the next lines.
+const panicPrefix = "stage panicked: "
+
+// shortError returns a stage's error text as voxflow reports it: a panic's
+// first line without its stack, and at most maxErrorBytes of any error,
+// with a note that the whole text is in the stage's log, where it is
+// written.
+func shortError(msg string, log io.Writer) string {
+	short := msg
+	if first, _, multi := strings.Cut(msg, "\n"); multi && strings.HasPrefix(msg, panicPrefix) {
+		short = first + " (stack trace in the stage's log)"
+	}
+	if len(short) > maxErrorBytes {
+		cut := maxErrorBytes
+		for cut > 0 && !utf8.RuneStart(short[cut]) {
+			cut--
+		}
+		short = fmt.Sprintf("%s... (%d more bytes; the whole error is in the stage's log)", short[:cut], len(msg)-cut)
+	}
+	if short != msg {
+		fmt.Fprintf(log, "stage error (as the plugin returned it):\n%s\n", strings.TrimRight(msg, "\n"))
+	}
+	return short
+}
+
 // fault builds a FaultError for op, with the process's state and stderr.
 func (c *Client) fault(op, instance string, cause error) *FaultError {
-	f := &FaultError{Plugin: c.path, Op: op, Instance: instance, Err: cause, Stderr: c.stderr.tail()}
+	// During a run every stderr line is copied into the instance's log
+	// (see stderrTail), so the error need not repeat them.
+	f := &FaultError{Plugin: c.path, Op: op, Instance: instance, Err: cause, Stderr: c.stderr.tail(), InLog: instance != ""}
 	if c.cmd.Process != nil {
 		f.Pid = c.cmd.Process.Pid
 	}
@@ -320,6 +391,9 @@ type FaultError struct {
 	Exit     string   // e.g. "exit status 2", "signal: killed"; "" while running
 	Err      error    // the cause
 	Stderr   []string // last lines of the plugin's stderr
+	// InLog is set when the stderr lines are in the instance's log too:
+	// Error then names only the line that explains the fault.
+	InLog bool
 }
 
 // Error names the plugin, what it was doing, how it ended, and its stderr.
@@ -342,12 +416,43 @@ func (e *FaultError) Error() string {
 		b.WriteString(": cancelled")
 	}
 	fmt.Fprintf(&b, ": %v", e.Err)
+	if e.InLog {
+		if l := keyLine(e.Stderr); l != "" {
+			fmt.Fprintf(&b, "; plugin stderr: %s (all of it is in the stage's log)", l)
+		}
+		return b.String()
+	}
 	if len(e.Stderr) == 0 {
 		b.WriteString("\nplugin stderr: (empty)")
 	} else {
 		fmt.Fprintf(&b, "\nplugin stderr (last %d lines):\n  %s", len(e.Stderr), strings.Join(e.Stderr, "\n  "))
 	}
 	return b.String()
+}
+
+// keyLine picks the stderr line that explains a fault in one line: a Go
+// panic's or fatal error's first line, else the last non-blank line,
+// bounded to a readable length.
+func keyLine(lines []string) string {
+	pick := ""
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := strings.TrimSpace(lines[i])
+		if strings.HasPrefix(l, "panic: ") || strings.HasPrefix(l, "fatal error: ") {
+			pick = l
+			break
+		}
+		if pick == "" {
+			pick = l
+		}
+	}
+	if len(pick) > 500 {
+		cut := 500
+		for cut > 0 && !utf8.RuneStart(pick[cut]) {
+			cut--
+		}
+		pick = pick[:cut] + "..."
+	}
+	return pick
 }
 
 // Unwrap returns the cause.

@@ -128,7 +128,7 @@ func (s *server) Run(in *pluginpb.RunRequest, stream pluginpb.Stages_RunServer) 
 func runRecovered(ctx context.Context, st stages.Stage, req *stages.Request) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("stage panicked: %v\n%s", r, debug.Stack())
+			err = fmt.Errorf(panicPrefix+"%v\n%s", r, debug.Stack())
 		}
 	}()
 	return st.Run(ctx, req)

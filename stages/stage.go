@@ -48,6 +48,22 @@ const (
 	TypeInts    = "[]int"
 	TypeMap     = "map" // map[string]any, free-form
 	TypeAny     = "any" // any plain value
+
+	// TypePath is a file or directory outside the cache that the stage
+	// reads (a data root, a weights file). The stage gets it as a string
+	// (Params.String), made absolute against the spec's directory; the
+	// engine puts its content in the instance's key, so editing, adding,
+	// removing or renaming a file under it reruns the stage while `touch`
+	// does not. A directory's content is every regular file under it
+	// (symlinks followed, to files and to directories); "" and the
+	// ParamSpec's NotPaths words name no file and are not fingerprinted.
+	// A path that does not exist is keyed as missing, and the stage
+	// reports the error when it runs.
+	TypePath = "path"
+	// TypePaths is a list of TypePath (Params.Strings). Elements may be
+	// globs (filepath.Match syntax: *, ?, [...]; no **), each keyed by
+	// the content of every file or directory it matches.
+	TypePaths = "[]path"
 )
 
 // ParamSpec declares one parameter of a stage kind.
@@ -59,6 +75,13 @@ type ParamSpec struct {
 	Doc      string
 	Min, Max *float64 // inclusive bounds for numbers (and list elements)
 	Enum     []string // allowed values for strings
+	// NotPaths lists the values of a TypePath param that are words, not
+	// paths (pretrain's init "random"): kept as written, not fingerprinted.
+	NotPaths []string
+	// Keys, for a TypeMap param, is a regular expression every key must
+	// match in full, with KeysDoc saying in words what it allows: the
+	// command kind's env names, where "A=B" or "" would be silently wrong.
+	Keys, KeysDoc string
 }
 
 // PortSpec declares one named input or output of a stage kind.

@@ -114,7 +114,7 @@ func cmdCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			specPath = pos[0]
 		}
 	}
-	store, err := openStore(ctx, *cacheDir, specPath)
+	store, err := openExistingStore(ctx, *cacheDir, specPath, false, "compare")
 	if err != nil {
 		return err
 	}
@@ -202,7 +202,7 @@ func cmdDiff(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if len(pos) != 2 {
 		return &exitError{code: 2, err: fmt.Errorf("want two runs or variants, got %d", len(pos))}
 	}
-	store, err := openStore(ctx, *cacheDir, *specPath)
+	store, err := openExistingStore(ctx, *cacheDir, *specPath, false, "compare")
 	if err != nil {
 		return err
 	}

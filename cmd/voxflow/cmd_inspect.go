@@ -28,36 +28,10 @@ func cmdStages(_ context.Context, args []string, stdout, stderr io.Writer) error
 		if len(pos) > 0 && !contains(pos, d.Kind) {
 			continue
 		}
-		fmt.Fprintf(stdout, "%s (version %s, %s): %s\n", d.Kind, d.Version, orDefault(d.Isolate, "inline"), d.Doc)
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		for _, p := range d.Params {
-			def := "required"
-			if !p.Required {
-				def = "default " + fmtValue(p.Default)
-			}
-			var extra []string
-			if p.Min != nil {
-				extra = append(extra, fmt.Sprintf(">= %g", *p.Min))
-			}
-			if p.Max != nil {
-				extra = append(extra, fmt.Sprintf("<= %g", *p.Max))
-			}
-			if len(p.Enum) > 0 {
-				extra = append(extra, "one of "+strings.Join(p.Enum, "|"))
-			}
-			if len(extra) > 0 {
-				def += ", " + strings.Join(extra, ", ")
-			}
-			fmt.Fprintf(tw, "  param\t%s\t%s\t%s\t%s\n", p.Name, p.Type, def, p.Doc)
+		// Fitted to the terminal: see stagestable.go.
+		if err := writeStagesTable(stdout, d, stagesWidth()); err != nil {
+			return err
 		}
-		for _, in := range d.Inputs {
-			fmt.Fprintf(tw, "  input\t%s\t%s\t%s\t%s\n", in.Name, portShape(in), "", in.Doc)
-		}
-		for _, out := range d.Outputs {
-			fmt.Fprintf(tw, "  output\t%s\t\t\t%s\n", out.Name, out.Doc)
-		}
-		tw.Flush()
-		fmt.Fprintln(stdout)
 	}
 	return nil
 }
@@ -104,7 +78,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if _, err := parseArgs(fs, args); err != nil {
 		return err
 	}
-	store, err := openStore(ctx, *cacheDir, "")
+	store, err := openExistingStore(ctx, *cacheDir, "", false, "status")
 	if err != nil {
 		return err
 	}
@@ -132,7 +106,9 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if !r.End.IsZero() {
 			dur = r.End.Sub(r.Start).Round(time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", r.ID, r.Spec, orDefault(r.Variant, "-"), r.Status,
+		// A run whose process died (SIGKILL, OOM) still reads "running" in
+		// the index; CurrentStatus tells it apart.
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", r.ID, r.Spec, orDefault(r.Variant, "-"), r.CurrentStatus(),
 			r.Start.Local().Format("2006-01-02 15:04:05"), dur, executed, cached)
 	}
 	if err := tw.Flush(); err != nil {
@@ -145,18 +121,18 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // recorded yet (a detached run, or a run that is still waiting), with their
 // current state.
 func clusterJobs(ctx context.Context, store *cache.Store, w io.Writer) error {
-	files, _ := filepath.Glob(filepath.Join(store.Dir(), "work", "*", "slurm.json"))
-	var dirs []string
-	subs := map[string]*slurm.Submission{}
+	files, _ := filepath.Glob(filepath.Join(slurmDir(store), "*", "slurm.json"))
+	var dirs []slurm.KeyDir
+	subs := map[slurm.KeyDir]*slurm.Submission{}
 	for _, f := range files {
 		sub, err := slurm.ReadSubmission(f)
-		if err != nil {
+		if err != nil || sub.Collected {
 			continue
 		}
 		if _, done, err := store.Lookup(ctx, cache.Digest(sub.Key)); err == nil && done {
 			continue
 		}
-		dir := filepath.Dir(f)
+		dir := slurm.KeyDir(filepath.Dir(f))
 		dirs = append(dirs, dir)
 		subs[dir] = sub
 	}
@@ -221,7 +197,7 @@ func cmdShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	store, err := openStore(ctx, *cacheDir, "")
+	store, err := openExistingStore(ctx, *cacheDir, "", false, "show")
 	if err != nil {
 		return err
 	}
@@ -273,7 +249,16 @@ func cmdShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stdout, "  %s\n", line)
 	}
 	if e.Output != "" {
-		fmt.Fprintf(stdout, "output    %s\n          %s\n", e.Output, outPath)
+		where := outPath
+		switch {
+		case outPath == "":
+			where = "(not on disk)"
+		case store.ReadOnly() && !strings.HasPrefix(outPath, store.Dir()+string(filepath.Separator)):
+			// A read-only cache cannot materialise a tree under trees/;
+			// the listing below comes from a copy that is gone on exit.
+			where = "(not materialised: the cache is read-only)"
+		}
+		fmt.Fprintf(stdout, "output    %s\n          %s\n", e.Output, where)
 		if outPath != "" {
 			entries, _ := os.ReadDir(outPath)
 			for _, en := range entries {
@@ -341,6 +326,7 @@ func cmdLog(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := newFlagSet("log", "INSTANCE [flags]", stderr)
 	cacheDir := fs.String("cache", "", "cache directory (default $VOXFLOW_CACHE or ./.voxflow)")
 	specName := fs.String("spec", "", "only executions of this spec name")
+	attempt := fs.Int("attempt", 0, "print Slurm attempt N of the instance (job, end state, script and Slurm log) instead of the captured log")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -349,7 +335,7 @@ func cmdLog(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	store, err := openStore(ctx, *cacheDir, "")
+	store, err := openExistingStore(ctx, *cacheDir, "", false, "log")
 	if err != nil {
 		return err
 	}
@@ -357,6 +343,9 @@ func cmdLog(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	e, err := findOne(ctx, store, *specName, name)
 	if err != nil {
 		return err
+	}
+	if *attempt != 0 {
+		return printAttempt(stdout, store, e, *attempt)
 	}
 	if e.Log == "" {
 		return fmt.Errorf("%s: no log was captured", e.Instance)
@@ -378,14 +367,19 @@ func cmdGC(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("gc", "[flags]", stderr)
 	cacheDir := fs.String("cache", "", "cache directory (default $VOXFLOW_CACHE or ./.voxflow)")
 	keep := fs.Int("keep-last", 1, "keep the objects of the newest N runs of each spec and variant (0 keeps all)")
+	grace := fs.Duration("grace", cache.DefaultGrace, "keep objects, temp files and executions younger than this (outputs being stored right now)")
 	if _, err := parseArgs(fs, args); err != nil {
 		return err
 	}
-	store, err := openStore(ctx, *cacheDir, "")
+	if *grace < 0 {
+		return &exitError{code: 2, err: fmt.Errorf("--grace %s: want a duration >= 0", *grace)}
+	}
+	store, err := openExistingStore(ctx, *cacheDir, "", true, "gc")
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	store.Grace = *grace
 	rep, err := store.GC(ctx, *keep)
 	if err != nil {
 		return err
@@ -403,7 +397,7 @@ func cmdCache(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if _, err := parseArgs(fs, args[1:]); err != nil {
 		return err
 	}
-	store, err := openStore(ctx, *cacheDir, "")
+	store, err := openExistingStore(ctx, *cacheDir, "", true, "cache verify")
 	if err != nil {
 		return err
 	}
@@ -413,11 +407,18 @@ func cmdCache(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	for _, d := range rep.Corrupt {
-		fmt.Fprintf(stdout, "corrupt object %s removed\n", d)
+		fmt.Fprintf(stdout, "corrupt object %s moved to quarantine/\n", d)
 	}
-	fmt.Fprintf(stdout, "verify: %d object(s) checked, %d corrupt, %d execution(s) invalidated\n", rep.Checked, len(rep.Corrupt), len(rep.Invalidated))
-	if len(rep.Corrupt) > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("%d corrupt object(s); the next run recomputes what they held", len(rep.Corrupt))}
+	for _, d := range rep.DamagedTrees {
+		fmt.Fprintf(stdout, "materialised tree trees/%s did not match its manifest; removed (rebuilt on next use)\n", d)
+	}
+	if len(rep.Instances) > 0 {
+		fmt.Fprintf(stdout, "invalidated (the next run recomputes them): %s\n", strings.Join(rep.Instances, ", "))
+	}
+	fmt.Fprintf(stdout, "verify: %d object(s) checked, %d corrupt, %d damaged tree(s), %d execution(s) invalidated\n",
+		rep.Checked, len(rep.Corrupt), len(rep.DamagedTrees), len(rep.Invalidated))
+	if n := len(rep.Corrupt) + len(rep.DamagedTrees); n > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("%d corrupt object(s), %d damaged tree(s); the next run recomputes what they held", len(rep.Corrupt), len(rep.DamagedTrees))}
 	}
 	return nil
 }

@@ -31,7 +31,7 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if perr != nil {
 		specPath = arg
 	}
-	store, err := openStore(ctx, *cacheDir, specPath)
+	store, err := openExistingStore(ctx, *cacheDir, specPath, false, "report")
 	if err != nil {
 		return err
 	}

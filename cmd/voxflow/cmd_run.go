@@ -7,19 +7,21 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"strconv"
+	"sort"
 	"strings"
 
 	"golang.org/x/term"
 
+	"github.com/voxflow/voxflow/cache"
 	"github.com/voxflow/voxflow/engine"
+	"github.com/voxflow/voxflow/engine/spec"
 )
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("run", "SPEC [flags]", stderr)
 	var sf specFlags
 	sf.register(fs)
-	jobs := fs.Int("j", runtime.NumCPU(), "instances run at once")
+	jobs := fs.Int("j", 0, fmt.Sprintf("instances run at once (default: this host's %d cores; %d with --executor slurm)", runtime.NumCPU(), engine.RemoteJobs))
 	keepGoing := fs.Bool("keep-going", false, "after a failure, keep running instances that do not depend on it")
 	var force stringList
 	fs.Var(&force, "force", "rerun this stage (or instance) even if cached (repeatable)")
@@ -37,20 +39,33 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	memMB, err := parseMemoryMB(*memory)
+	if err := checkCounts(map[string]int{"-j": *jobs, "--cpus": *cpus, "--gpus": *gpus}); err != nil {
+		return err
+	}
+	memMB, err := parseMemoryFlag(*memory)
 	if err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("--memory: %w", err)}
+		return err
 	}
 	reg := newRegistry()
 	p, err := loadProject(ctx, reg, path, &sf)
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
+	if err := checkForce(p, force); err != nil {
+		return err
+	}
 	store, err := openStore(ctx, sf.cache, path)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	if store.ReadOnly() {
+		// A read-only cache can answer a run, not record one: refuse
+		// before anything starts when some instance would have to run.
+		if err := checkAllCached(ctx, store, p, force); err != nil {
+			return err
+		}
+	}
 
 	var display engine.Display
 	if f, ok := stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) && !*plain {
@@ -72,8 +87,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "run %d %s: %d executed, %d cached, %d failed, %d skipped, %d interrupted (of %d)\n",
-		res.RunID, res.Status, res.Executed, res.Cached, res.Failed, res.Skipped, res.Interrupted, res.Total)
+	runName := fmt.Sprintf("run %d", res.RunID)
+	if store.ReadOnly() {
+		runName = fmt.Sprintf("run (not recorded: the cache %s is read-only)", store.Dir())
+	}
+	fmt.Fprintf(stdout, "%s %s: %d executed, %d cached, %d failed, %d skipped, %d interrupted (of %d)\n",
+		runName, res.Status, res.Executed, res.Cached, res.Failed, res.Skipped, res.Interrupted, res.Total)
 	if res.Submitted > 0 {
 		fmt.Fprintf(stdout, "%d instance(s) submitted; `voxflow status` follows them and the next `voxflow run` adopts them\n", res.Submitted)
 	}
@@ -90,27 +109,86 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return nil
 }
 
-// parseMemoryMB parses "512MiB", "16GiB", "2G", "800M" or plain MB.
-func parseMemoryMB(s string) (int64, error) {
+// parseMemoryFlag reads --memory with the spec's parser (binary units, as
+// in Slurm), so `--memory 16GB` admits a stage that declares 16GB.
+func parseMemoryFlag(s string) (int64, error) {
 	if s == "" {
 		return 0, nil
 	}
-	t := strings.TrimSpace(strings.ToUpper(s))
-	mult := float64(1)
-	for _, u := range []struct {
-		suf string
-		m   float64
-	}{{"TIB", 1 << 20}, {"GIB", 1 << 10}, {"MIB", 1}, {"TB", 1e12 / (1 << 20)}, {"GB", 1e9 / (1 << 20)}, {"MB", 1e6 / (1 << 20)}, {"T", 1 << 20}, {"G", 1 << 10}, {"M", 1}} {
-		if strings.HasSuffix(t, u.suf) {
-			t, mult = strings.TrimSuffix(t, u.suf), u.m
-			break
+	mb, err := spec.ParseMemory(s)
+	if err != nil {
+		return 0, &exitError{code: 2, err: fmt.Errorf("--memory: %w", err)}
+	}
+	return mb, nil
+}
+
+// checkCounts refuses negative counts: flag parsing accepts `-j -3`, and
+// the engine would read it as "the default" without a word.
+func checkCounts(flags map[string]int) error {
+	names := make([]string, 0, len(flags))
+	for n := range flags {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if flags[n] < 0 {
+			return &exitError{code: 2, err: fmt.Errorf("%s %d: want a number >= 0 (0 means the default)", n, flags[n])}
 		}
 	}
-	v, err := strconv.ParseFloat(strings.TrimSpace(t), 64)
-	if err != nil || v < 0 {
-		return 0, fmt.Errorf("want a size like 512MiB or 16GiB, got %q", s)
+	return nil
+}
+
+// checkForce refuses a --force target that names no stage and no instance
+// of the spec: a typo would otherwise rerun nothing and exit 0.
+func checkForce(p *engine.Project, force []string) error {
+	if len(force) == 0 {
+		return nil
 	}
-	return int64(v * mult), nil
+	known := map[string]bool{}
+	var stageNames []string
+	for _, st := range p.Spec.Stages {
+		known[st.Name] = true
+		stageNames = append(stageNames, st.Name)
+	}
+	var ids []string
+	for _, inst := range p.Graph.Instances {
+		known[inst.ID] = true
+		ids = append(ids, inst.ID)
+	}
+	for _, f := range force {
+		if known[f] {
+			continue
+		}
+		hint := spec.DidYouMean(f, append(append([]string(nil), stageNames...), ids...))
+		sort.Strings(stageNames)
+		return &exitError{code: 2, err: fmt.Errorf("--force %q: no stage or instance of that name in spec %s%s (stages: %s)",
+			f, p.Spec.Name, hint, strings.Join(stageNames, ", "))}
+	}
+	return nil
+}
+
+// checkAllCached fails, in one line, when a run on a read-only cache would
+// have to execute anything: the result could not be stored.
+func checkAllCached(ctx context.Context, store *cache.Store, p *engine.Project, force []string) error {
+	items, err := engine.Plan(ctx, store, p, force)
+	if err != nil {
+		return err
+	}
+	var toRun []string
+	for _, it := range items {
+		if it.Action != engine.ActionCached {
+			toRun = append(toRun, it.Instance)
+		}
+	}
+	n := len(toRun)
+	if n == 0 {
+		return nil
+	}
+	if n > 3 {
+		toRun = append(toRun[:3], "...")
+	}
+	return &exitError{code: 1, err: fmt.Errorf("the cache %s is read-only and %d instance(s) are not cached (%s): run with a writable --cache",
+		store.Dir(), n, strings.Join(toRun, ", "))}
 }
 
 func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -120,6 +198,8 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	asJSON := fs.Bool("json", false, "print the plan as JSON")
 	var force stringList
 	fs.Var(&force, "force", "plan this stage (or instance) as forced (repeatable)")
+	executor := fs.String("executor", "", "check each instance against this executor (local or slurm; default the spec's executor.type): what it cannot run is shown as FAIL")
+	planGPUs := fs.Int("gpus", 0, "GPUs a local run would have, for that check")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -132,6 +212,9 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
+	if err := checkForce(p, force); err != nil {
+		return err
+	}
 	store, err := openStore(ctx, sf.cache, path)
 	if err != nil {
 		return err
@@ -140,6 +223,15 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	items, err := engine.Plan(ctx, store, p, force)
 	if err != nil {
 		return err
+	}
+	// Without --executor, only a spec that names the cluster is checked
+	// against it; a local plan keeps showing what would run.
+	if t, _ := p.Spec.Executor["type"].(string); *executor != "" || t == "slurm" {
+		exe, err := newExecutor(ctx, p, *executor, false, store)
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		engine.CheckPlan(ctx, p, items, exe, engine.RunOptions{GPUs: *planGPUs})
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)

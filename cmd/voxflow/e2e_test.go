@@ -309,6 +309,10 @@ stages:
 	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
 		t.Fatalf("SIGINT should exit 130, got %v\n%s", err, out.String())
 	}
+	// The totals line and the summary agree: interrupted, not failed.
+	if o := out.String(); !strings.Contains(o, "0 failed, 1 interrupted") || !strings.Contains(o, "interrupted: 1 executed, 0 cached, 0 failed") {
+		t.Fatalf("totals and summary should both say interrupted:\n%s", o)
+	}
 	r := vox(t, dir, "status")
 	if !strings.Contains(r.stdout, "interrupted") {
 		t.Fatalf("status should show the interrupted run:\n%s", r)
@@ -349,8 +353,13 @@ params: {nap: 30}
 		t.Fatal(err)
 	}
 	_ = cmd.Wait()
+	// The killed run's process is gone: status says died, not running.
+	r := vox(t, dir, "status")
+	if r.code != 0 || !strings.Contains(r.stdout, "died") || strings.Contains(r.stdout, "running") {
+		t.Fatalf("status after SIGKILL should show the run as died:\n%s", r)
+	}
 	// No object holds the victim's partial output, and the store verifies.
-	r := vox(t, dir, "cache", "verify")
+	r = vox(t, dir, "cache", "verify")
 	if r.code != 0 {
 		t.Fatalf("cache verify after SIGKILL:\n%s", r)
 	}

@@ -3,7 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/voxflow/voxflow/cache"
 	"github.com/voxflow/voxflow/engine"
@@ -12,8 +16,15 @@ import (
 	"github.com/voxflow/voxflow/stages"
 )
 
+// slurmDir is where the Slurm executor keeps each key's job records and
+// attempts (slurm.KeyDir) inside the cache: on the shared filesystem, next
+// to the objects the jobs write.
+func slurmDir(store *cache.Store) string { return filepath.Join(store.Dir(), "slurm") }
+
 // newExecutor picks where instances run: the --executor flag, else the
-// spec's `executor.type`, else this machine.
+// spec's `executor.type`, else this machine. A local executor is guarded:
+// it refuses a key whose Slurm job (a detached run's, or one a killed
+// engine left) may still be running, rather than become a second writer.
 func newExecutor(ctx context.Context, p *engine.Project, flagExec string, detach bool, store *cache.Store) (engine.Executor, error) {
 	kind := flagExec
 	if kind == "" {
@@ -36,7 +47,7 @@ func newExecutor(ctx context.Context, p *engine.Project, flagExec string, detach
 		if detach {
 			return nil, fmt.Errorf("--detach needs --executor slurm")
 		}
-		return local, nil
+		return slurm.Guard{Local: local, Slurm: &slurm.Executor{Bin: self, Dir: slurmDir(store)}}, nil
 	case "slurm":
 		// Typos in executor options are caught before anything is submitted.
 		if _, err := slurm.ParseOptions(p.Spec.Executor); err != nil {
@@ -47,7 +58,7 @@ func newExecutor(ctx context.Context, p *engine.Project, flagExec string, detach
 				return nil, fmt.Errorf("%s: stage %s: slurm: %w", st.Pos, st.Name, err)
 			}
 		}
-		se := &slurm.Executor{Bin: self}
+		se := &slurm.Executor{Bin: self, Dir: slurmDir(store)}
 		if detach {
 			return slurm.Detached{Executor: se}, nil
 		}
@@ -59,4 +70,56 @@ func newExecutor(ctx context.Context, p *engine.Project, flagExec string, detach
 // describePlugin reads the kinds a plugin binary serves.
 func describePlugin(ctx context.Context, path string) ([]stages.Description, string, error) {
 	return plugins.Describe(ctx, path)
+}
+
+// printAttempt is `voxflow log INSTANCE --attempt N`: one kept Slurm
+// attempt of the execution's key, with its job id, how it ended, the paths
+// of its job script and log, and the log itself.
+func printAttempt(w io.Writer, store *cache.Store, e *cache.Execution, n int) error {
+	kd := slurm.KeyDir(filepath.Join(slurmDir(store), string(e.Key)))
+	all, err := slurm.Attempts(kd)
+	if err != nil {
+		return err
+	}
+	var nums []string
+	for _, a := range all {
+		nums = append(nums, strconv.Itoa(a.N))
+		if a.N != n {
+			continue
+		}
+		fmt.Fprintf(w, "%s attempt %d: slurm job %s\n", e.Instance, a.N, orDefault(a.JobID, "- (sbatch never answered)"))
+		switch {
+		case a.End != nil && a.End.Error != "":
+			fmt.Fprintf(w, "ended: %s (%s)\nerror: %s\n", a.End.State, a.End.Reason, firstLine(a.End.Error))
+		case a.End != nil:
+			fmt.Fprintf(w, "ended: %s\n", a.End.State)
+		case a.Result != nil:
+			fmt.Fprintf(w, "result: %s %s\n", a.Result.Status, a.Result.Error)
+		default:
+			fmt.Fprintln(w, "ended: not seen by an engine yet")
+		}
+		fmt.Fprintf(w, "script: %s\n", a.Layout.Script())
+		for _, l := range a.Logs {
+			fmt.Fprintf(w, "--- %s\n", l)
+			f, err := os.Open(l)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(w, f)
+			f.Close()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if len(nums) == 0 {
+		return fmt.Errorf("%s: no Slurm attempts are kept for key %.16s (in %s)", e.Instance, e.Key, kd)
+	}
+	return fmt.Errorf("%s: no attempt %d; kept Slurm attempts: %s", e.Instance, n, strings.Join(nums, ", "))
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
 }

@@ -77,13 +77,11 @@ func loadProject(ctx context.Context, reg *engine.Registry, path string, f *spec
 	return p, nil
 }
 
-// openStore opens the cache for a spec (or the current directory's).
+// openStore opens the cache for a spec (or the current directory's),
+// creating it when there is none: run and plan. A cache that exists but
+// cannot be written is opened read-only (see cache.Open).
 func openStore(ctx context.Context, flagDir, specPath string) (*cache.Store, error) {
-	dir := engine.CacheDir(flagDir, specPath)
-	if specPath == "" && flagDir == "" && os.Getenv("VOXFLOW_CACHE") == "" {
-		dir = ".voxflow"
-	}
-	abs, err := filepath.Abs(dir)
+	abs, err := storeDir(flagDir, specPath)
 	if err != nil {
 		return nil, err
 	}
@@ -92,6 +90,51 @@ func openStore(ctx context.Context, flagDir, specPath string) (*cache.Store, err
 		return nil, fmt.Errorf("open cache %s: %w", abs, err)
 	}
 	return s, nil
+}
+
+// openExistingStore opens a cache that must already exist, for commands
+// that inspect or maintain one: a mistyped --cache fails instead of
+// creating an empty cache to report on. With write unset the cache is
+// opened read-only, so inspecting works on a cache this user may not write;
+// with write set a read-only cache is refused in one line.
+func openExistingStore(ctx context.Context, flagDir, specPath string, write bool, command string) (*cache.Store, error) {
+	abs, err := storeDir(flagDir, specPath)
+	if err != nil {
+		return nil, err
+	}
+	if !write {
+		return cache.OpenReadOnly(ctx, abs)
+	}
+	// Refuse a missing cache before Open would create one.
+	ro, err := cache.OpenReadOnly(ctx, abs)
+	if err != nil {
+		return nil, err
+	}
+	ro.Close()
+	s, err := cache.Open(ctx, abs)
+	if err != nil {
+		return nil, fmt.Errorf("open cache %s: %w", abs, err)
+	}
+	if s.ReadOnly() {
+		s.Close()
+		return nil, fmt.Errorf("the cache %s is read-only, and %s must write it", abs, command)
+	}
+	return s, nil
+}
+
+// storeDir is the absolute cache directory of a command: --cache, else
+// $VOXFLOW_CACHE, else .voxflow beside the spec (or in the current
+// directory for commands without a spec).
+func storeDir(flagDir, specPath string) (string, error) {
+	dir := engine.CacheDir(flagDir, specPath)
+	if specPath == "" && flagDir == "" && os.Getenv("VOXFLOW_CACHE") == "" {
+		dir = ".voxflow"
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("cache directory %s: %w", dir, err)
+	}
+	return abs, nil
 }
 
 // onePositional checks a command got exactly one positional argument.

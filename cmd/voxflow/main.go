@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -18,6 +19,18 @@ import (
 type command struct {
 	run  func(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	help string
+	// parsesHelp is set for commands that answer -h themselves (with their
+	// flags); mainCode answers it for the others.
+	parsesHelp bool
+}
+
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help":
+		return true
+	}
+	return false
 }
 
 // exitError carries a process exit code through the error chain.
@@ -31,23 +44,23 @@ func (e *exitError) Unwrap() error { return e.err }
 
 func commands() map[string]command {
 	return map[string]command{
-		"run":          {cmdRun, "run a spec: execute what the cache cannot answer"},
-		"plan":         {cmdPlan, "show what a run would execute, and why"},
-		"validate":     {cmdValidate, "check a spec; exit 0 when valid, 1 otherwise"},
-		"stages":       {cmdStages, "list stage kinds with their params, inputs and outputs"},
-		"status":       {cmdStatus, "list recent runs"},
-		"show":         {cmdShow, "show one stage instance: params, inputs, outputs, timings, metrics"},
-		"log":          {cmdLog, "print the captured log of a stage instance"},
-		"gc":           {cmdGC, "drop cached objects no kept run references"},
-		"cache":        {cmdCache, "cache maintenance: `cache verify`"},
-		"data":         {cmdData, "datasets: `data inspect PATH`, `data synth DIR`"},
-		"plugins":      {cmdPlugins, "list plugin binaries and the stage kinds they serve"},
-		"plugin-serve": {cmdPluginServe, "serve voxflow's builtin stages as a plugin (used internally)"},
-		"exec-job":     {cmdExecJob, "execute one job file (used on cluster nodes)"},
-		"version":      {cmdVersion, "print the version"},
-		"compare":      {cmdCompare, "compare variants or runs side by side: params that differ, metrics with deltas"},
-		"report":       {cmdReport, "write one run as a self-contained HTML report"},
-		"diff":         {cmdDiff, "params and metrics diff between two runs or variants"},
+		"run":          {cmdRun, "run a spec: execute what the cache cannot answer", true},
+		"plan":         {cmdPlan, "show what a run would execute, and why", true},
+		"validate":     {cmdValidate, "check a spec; exit 0 when valid, 1 otherwise", true},
+		"stages":       {cmdStages, "list stage kinds with their params, inputs and outputs", true},
+		"status":       {cmdStatus, "list recent runs", true},
+		"show":         {cmdShow, "show one stage instance: params, inputs, outputs, timings, metrics", true},
+		"log":          {cmdLog, "print the captured log of a stage instance", true},
+		"gc":           {cmdGC, "drop cached objects no kept run references", true},
+		"cache":        {cmdCache, "cache maintenance: `cache verify`", false},
+		"data":         {cmdData, "datasets: `data inspect PATH`, `data synth DIR`", true},
+		"plugins":      {cmdPlugins, "list plugin binaries and the stage kinds they serve", true},
+		"plugin-serve": {cmdPluginServe, "serve voxflow's builtin stages as a plugin (used internally)", false},
+		"exec-job":     {cmdExecJob, "execute one job file (used on cluster nodes)", true},
+		"version":      {cmdVersion, "print the version", false},
+		"compare":      {cmdCompare, "compare variants or runs side by side: params that differ, metrics with deltas", true},
+		"report":       {cmdReport, "write one run as a self-contained HTML report", true},
+		"diff":         {cmdDiff, "params and metrics diff between two runs or variants", true},
 	}
 }
 
@@ -80,8 +93,15 @@ func mainCode(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if len(args) > 1 && isHelp(args[1]) && !c.parsesHelp {
+		// A command without flags of its own still answers -h, with exit
+		// status 0 like every other command's help.
+		fmt.Fprintf(stderr, "usage: voxflow %s\n  %s\n", args[0], c.help)
+		return 0
+	}
 	err := c.run(ctx, args[1:], stdout, stderr)
-	if err == nil {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		// Help asked for is not a failure, whichever flag style printed it.
 		return 0
 	}
 	var ee *exitError

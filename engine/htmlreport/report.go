@@ -7,6 +7,7 @@ package htmlreport
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"html/template"
 	"io"
@@ -29,6 +30,13 @@ type Figure struct {
 	Instance string
 	Name     string
 	DataURI  template.URL
+	// Caption is the "caption" of a sibling <name>.json (the report stage
+	// writes one per figure); empty when there is none.
+	Caption string
+	// order is the sibling JSON's "order" (the report stage's own figure
+	// order), else the walk's.
+	order  int
+	report bool // produced by a report-kind instance: shown first
 }
 
 // Row is one executed or reused instance.
@@ -101,8 +109,23 @@ func Build(ctx context.Context, store *cache.Store, runID int64) (*Report, error
 		if err != nil {
 			return nil, err
 		}
+		for i := range figs {
+			figs[i].report = e.Kind == "report"
+		}
 		rep.Figures = append(rep.Figures, figs...)
 	}
+	// The study's figures (report stages) come before each stage's own
+	// (per-instance training curves), in the order the report drew them.
+	sort.SliceStable(rep.Figures, func(i, j int) bool {
+		a, b := rep.Figures[i], rep.Figures[j]
+		if a.report != b.report {
+			return a.report
+		}
+		if a.Instance != b.Instance {
+			return a.Instance < b.Instance
+		}
+		return a.order < b.order
+	})
 	return rep, nil
 }
 
@@ -136,11 +159,34 @@ func figures(ctx context.Context, store *cache.Store, instance string, out cache
 				return nil
 			}
 		}
-		figs = append(figs, Figure{Instance: instance, Name: rel,
+		cap, order := caption(p)
+		if order < 0 {
+			order = len(figs) + 1000
+		}
+		figs = append(figs, Figure{Instance: instance, Name: rel, Caption: cap, order: order,
 			DataURI: template.URL("data:" + mime + ";base64," + base64.StdEncoding.EncodeToString(b))})
 		return nil
 	})
 	return figs, err
+}
+
+// caption reads the caption and order of the figure at path from a sibling
+// JSON file of the same base name, e.g. groups.json beside groups.svg. Any
+// other JSON (a training curve's curve.json beside curve.png) has no
+// "caption" string and yields "" and order -1.
+func caption(path string) (string, int) {
+	b, err := os.ReadFile(strings.TrimSuffix(path, filepath.Ext(path)) + ".json")
+	if err != nil || len(b) > 1<<20 {
+		return "", -1
+	}
+	var m struct {
+		Caption *string `json:"caption"`
+		Order   int     `json:"order"`
+	}
+	if json.Unmarshal(b, &m) != nil || m.Caption == nil {
+		return "", -1
+	}
+	return *m.Caption, m.Order
 }
 
 // Write renders the report as HTML.
@@ -157,8 +203,9 @@ h1{font-size:1.5em} h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-t
 table{border-collapse:collapse;font-size:.9em} td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left}
 th{background:#f4f4f4} td.num{text-align:right;font-variant-numeric:tabular-nums}
 pre{background:#f7f7f7;padding:1em;overflow:auto;font-size:.85em}
-.figs{display:flex;flex-wrap:wrap;gap:1.5em} figure{margin:0;max-width:520px}
-figure img{max-width:100%;border:1px solid #eee} figcaption{font-size:.8em;color:#555}
+.figs{display:flex;flex-wrap:wrap;gap:1.5em} figure{margin:0;flex:1 1 480px;max-width:100%}
+figure img{width:100%;height:auto;border:1px solid #eee} figcaption{font-size:.8em;color:#555}
+figcaption b{color:#222;font-weight:600}
 .cached{color:#777} .failed,.interrupted{color:#b00}
 </style></head>
 <body data-figures="{{len .Figures}}">
@@ -169,7 +216,7 @@ figure img{max-width:100%;border:1px solid #eee} figcaption{font-size:.8em;color
 Generated {{.Generated}}.</p>
 <h2>Figures</h2>
 <div class="figs">
-{{range .Figures}}<figure data-figure><img alt="{{.Instance}} {{.Name}}" src="{{.DataURI}}"><figcaption>{{.Instance}} — {{.Name}}</figcaption></figure>
+{{range .Figures}}<figure data-figure><img alt="{{.Instance}} {{.Name}}" src="{{.DataURI}}"><figcaption><b>{{.Instance}} — {{.Name}}</b>{{if .Caption}}<br>{{.Caption}}{{end}}</figcaption></figure>
 {{else}}<p>No figures in this run.</p>{{end}}
 </div>
 <h2>Stage instances</h2>

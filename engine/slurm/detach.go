@@ -17,8 +17,10 @@ var ErrDetached = engine.ErrDetached
 
 // Detached is the executor of `voxflow run --executor slurm --detach`: its
 // Execute submits the job (or adopts the one already queued or running for
-// the work directory) and returns at once with an error wrapping
-// ErrDetached, or nil when the job already finished with its outputs.
+// the key) and returns at once with an error wrapping ErrDetached. A job
+// that already ended without an engine collecting it (a previous detached
+// run's) is collected instead: nil with its outputs when it completed, its
+// failure otherwise, which counts against the stage's retries once.
 type Detached struct {
 	*Executor
 }
@@ -36,11 +38,11 @@ func (d Detached) Execute(ctx context.Context, job *engine.Job, progress stages.
 		return err
 	}
 	if adopted {
-		// A finished, successful job needs no waiting: let the engine ingest it.
-		if st, err := d.State(ctx, job.WorkDir); err == nil && st == "COMPLETED" {
+		if done, err := d.ended(ctx, sub); err == nil && done {
+			fmt.Fprintf(log, "voxflow: collecting slurm job %s (attempt %d), which ended\n", sub.JobID, sub.Attempt)
 			return d.wait(ctx, job, sub, progress, log)
 		}
 	}
-	fmt.Fprintf(log, "voxflow: slurm job %s submitted; not waiting (--detach)\n", sub.JobID)
-	return fmt.Errorf("%s: slurm job %s: %w", job.Instance, sub.JobID, ErrDetached)
+	fmt.Fprintf(log, "voxflow: slurm job %s (attempt %d) submitted; not waiting (--detach)\n", sub.JobID, sub.Attempt)
+	return fmt.Errorf("slurm job %s: %w", sub.JobID, ErrDetached)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -29,6 +30,7 @@ type jobInfo struct {
 	State   string // e.g. PENDING, RUNNING, COMPLETED, TIMEOUT
 	Reason  string // why pending, or why it ended (e.g. Resources, NonZeroExitCode)
 	Comment string // our commentPrefix+key
+	Dir     string // the job's working directory (sbatch --chdir): its attempt directory
 }
 
 // commands runs the Slurm client tools.
@@ -37,6 +39,11 @@ type commands struct {
 }
 
 func (c commands) run(ctx context.Context, name string, args ...string) (string, error) {
+	return c.runWith(ctx, nil, name, args...)
+}
+
+// runWith is run with extra open files the command inherits (as fds 3...).
+func (c commands) runWith(ctx context.Context, extra []*os.File, name string, args ...string) (string, error) {
 	path := name
 	if c.dir != "" {
 		path = filepath.Join(c.dir, name)
@@ -45,6 +52,7 @@ func (c commands) run(ctx context.Context, name string, args ...string) (string,
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.WaitDelay = 5 * time.Second
+	cmd.ExtraFiles = extra
 	if err := cmd.Run(); err != nil {
 		msg := strings.TrimSpace(stderr.String())
 		if msg == "" {
@@ -55,11 +63,15 @@ func (c commands) run(ctx context.Context, name string, args ...string) (string,
 	return stdout.String(), nil
 }
 
+// squeueFormat is what squeue prints for each job; the working directory
+// comes last because it is the only field that may contain a '|'.
+const squeueFormat = "--format=%i|%T|%r|%k|%Z"
+
 // squeue reports the given jobs, finished ones included while the
 // controller still remembers them (MinJobAge). Jobs it has forgotten are
 // absent from the map.
 func (c commands) squeue(ctx context.Context, ids []string) (map[string]jobInfo, error) {
-	out, err := c.run(ctx, "squeue", "--noheader", "--states=all", "--jobs="+strings.Join(ids, ","), "--format=%i|%T|%r|%k")
+	out, err := c.run(ctx, "squeue", "--noheader", "--states=all", "--jobs="+strings.Join(ids, ","), squeueFormat)
 	if err != nil {
 		// Asked only about forgotten jobs, squeue fails rather than print nothing.
 		if strings.Contains(err.Error(), "Invalid job id") {
@@ -67,15 +79,33 @@ func (c commands) squeue(ctx context.Context, ids []string) (map[string]jobInfo,
 		}
 		return nil, err
 	}
+	return parseSqueue(out), nil
+}
+
+// mine lists every job of this user that the controller remembers, for
+// finding a key's job whose id was never recorded.
+func (c commands) mine(ctx context.Context) (map[string]jobInfo, error) {
+	out, err := c.run(ctx, "squeue", "--noheader", "--me", "--states=all", squeueFormat)
+	if err != nil {
+		return nil, err
+	}
+	return parseSqueue(out), nil
+}
+
+func parseSqueue(out string) map[string]jobInfo {
 	m := map[string]jobInfo{}
 	for _, ln := range strings.Split(out, "\n") {
-		f := strings.SplitN(strings.TrimSpace(ln), "|", 4)
+		f := strings.SplitN(strings.TrimSpace(ln), "|", 5)
 		if len(f) < 4 {
 			continue
 		}
-		m[f[0]] = jobInfo{ID: f[0], State: strings.TrimRight(f[1], "+"), Reason: f[2], Comment: f[3]}
+		j := jobInfo{ID: f[0], State: strings.TrimRight(f[1], "+"), Reason: f[2], Comment: f[3]}
+		if len(f) == 5 {
+			j.Dir = f[4]
+		}
+		m[f[0]] = j
 	}
-	return m, nil
+	return m
 }
 
 // queue is a shared view of squeue for every job an Executor waits on, so

@@ -20,7 +20,7 @@ import (
 	"github.com/voxflow/voxflow/engine"
 	"github.com/voxflow/voxflow/engine/slurm/slurmtest"
 	"github.com/voxflow/voxflow/stages"
-	"github.com/voxflow/voxflow/stages/command"
+	"github.com/voxflow/voxflow/stages/builtin"
 )
 
 // Tests in this file run against the real Slurm cluster that .ci/slurm.sh
@@ -150,7 +150,7 @@ func squeue(t *testing.T, args ...string) string {
 
 func submission(t *testing.T, job *engine.Job) *Submission {
 	t.Helper()
-	sub, err := ReadSubmission(Layout{Dir: job.WorkDir}.Submission())
+	sub, err := ReadSubmission(KeyDir(job.WorkDir).Submission())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func TestExecuteRunsStageAndForwardsProgress(t *testing.T) {
 		}
 	}
 	sub := submission(t, job)
-	res, err := ReadResult(Layout{Dir: job.WorkDir}.Result())
+	res, err := ReadResult(Layout{Dir: sub.Dir}.Result())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,11 +208,11 @@ func TestExecuteRunsStageAndForwardsProgress(t *testing.T) {
 			t.Errorf("scontrol show job lacks %q:\n%s", want, out)
 		}
 	}
-	if st, err := e.State(context.Background(), job.WorkDir); err != nil || st != "COMPLETED" {
+	if st, err := e.State(context.Background(), KeyDir(job.WorkDir)); err != nil || st != "COMPLETED" {
 		t.Errorf("State = %q, %v; want COMPLETED", st, err)
 	}
-	never := t.TempDir()
-	if m, err := e.States(context.Background(), []string{job.WorkDir, never}); err != nil || len(m) != 1 || m[job.WorkDir] != "COMPLETED" {
+	never := KeyDir(t.TempDir())
+	if m, err := e.States(context.Background(), []KeyDir{KeyDir(job.WorkDir), never}); err != nil || len(m) != 1 || m[KeyDir(job.WorkDir)] != "COMPLETED" {
 		t.Errorf("States = %v, %v; want only %s: COMPLETED", m, err, job.WorkDir)
 	}
 	if s, a := e.Stats(); s != 1 || a != 0 {
@@ -231,7 +231,7 @@ func TestFailedJobReportsStateAndLogTailThenRetries(t *testing.T) {
 		t.Fatal("Execute succeeded; want the job to fail")
 	}
 	first := submission(t, job)
-	for _, want := range []string{job.Instance, "slurm job " + first.JobID + " ended FAILED", "exit status 3", "last lines of", "marker-missing-xyz"} {
+	for _, want := range []string{"slurm job " + first.JobID + " (attempt 1) ended FAILED", "exit status 3", "last lines of " + first.Log, "job script " + Layout{Dir: first.Dir}.Script(), "marker-missing-xyz"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
@@ -241,15 +241,27 @@ func TestFailedJobReportsStateAndLogTailThenRetries(t *testing.T) {
 	if err := os.WriteFile(marker, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if strings.HasPrefix(err.Error(), job.Instance) {
+		t.Errorf("error starts with the instance name, which the engine adds: %v", err)
+	}
 	if err := e.Execute(context.Background(), job, nil, nil); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
 	second := submission(t, job)
-	if second.JobID == first.JobID {
-		t.Errorf("retry adopted failed job %s; want a new submission", first.JobID)
+	if second.JobID == first.JobID || second.Attempt != 2 || second.Dir == first.Dir {
+		t.Errorf("retry = job %s attempt %d in %s; want a new submission in a new attempt dir (failed: job %s in %s)", second.JobID, second.Attempt, second.Dir, first.JobID, first.Dir)
 	}
 	if b, err := os.ReadFile(filepath.Join(job.OutDir, "ok.txt")); err != nil || string(b) != "fine\n" {
 		t.Errorf("ok.txt = %q, %v; want \"fine\\n\"", b, err)
+	}
+	as, err := Attempts(KeyDir(job.WorkDir))
+	if err != nil || len(as) != 2 || as[0].End == nil || as[0].End.State != "FAILED" || as[1].End == nil || as[1].End.State != "COMPLETED" {
+		t.Errorf("Attempts = %+v, %v; want attempt 1 FAILED and attempt 2 COMPLETED", as, err)
+	}
+	for _, p := range []string{first.Log, Layout{Dir: first.Dir}.Script(), Layout{Dir: first.Dir}.Result()} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("first attempt's %s is gone: %v", p, err)
+		}
 	}
 	if b, err := os.ReadFile(first.Log); err != nil || !strings.Contains(string(b), "marker-missing-xyz") {
 		t.Errorf("first attempt's log %s = %q, %v; want it kept", first.Log, b, err)
@@ -273,7 +285,7 @@ func TestJobPastTimeLimitEndsTIMEOUT(t *testing.T) {
 		t.Fatal("Execute succeeded; want TIMEOUT")
 	}
 	sub := submission(t, job)
-	for _, want := range []string{"slurm job " + sub.JobID + " ended TIMEOUT", "started-sleeping"} {
+	for _, want := range []string{"slurm job " + sub.JobID + " (attempt 1) ended TIMEOUT", "started-sleeping"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
@@ -295,7 +307,7 @@ func TestCancelScancelsAndWaitsForTheQueue(t *testing.T) {
 	go func() { done <- e.Execute(ctx, job, nil, &log) }()
 
 	// Wait for the stage's process to run on the node.
-	pidFile := filepath.Join(job.OutDir, "pid")
+	pidFile := filepath.Join(KeyDir(job.WorkDir).Attempt(1).Out(), "pid")
 	var pid int
 	deadline := time.Now().Add(60 * time.Second)
 	for pid == 0 {
@@ -308,7 +320,7 @@ func TestCancelScancelsAndWaitsForTheQueue(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	sub := submission(t, job)
-	if st, err := e.State(context.Background(), job.WorkDir); err != nil || st != "RUNNING" {
+	if st, err := e.State(context.Background(), KeyDir(job.WorkDir)); err != nil || st != "RUNNING" {
 		t.Errorf("State while running = %q, %v; want RUNNING", st, err)
 	}
 	cancel()
@@ -331,9 +343,13 @@ func TestCancelScancelsAndWaitsForTheQueue(t *testing.T) {
 		t.Errorf("stage process %d still exists after cancellation (kill 0: %v)", pid, err)
 	}
 	// exec-job saw the SIGTERM and recorded the cancellation.
-	res, err := ReadResult(Layout{Dir: job.WorkDir}.Result())
+	res, err := ReadResult(Layout{Dir: sub.Dir}.Result())
 	if err != nil || res.Status != StatusCancelled {
 		t.Errorf("result record = %+v, %v; want status cancelled", res, err)
+	}
+	// The engine took the cancellation: the next Execute is a new attempt.
+	if sub := submission(t, job); !sub.Collected {
+		t.Errorf("cancelled job's record = %+v; want it collected", sub)
 	}
 }
 
@@ -348,13 +364,18 @@ func TestRestartedEngineAdoptsInsteadOfResubmitting(t *testing.T) {
 		t.Fatalf("detached Execute = %v; want ErrDetached", err)
 	}
 	id := submission(t, job).JobID
-	if st, err := first.State(context.Background(), job.WorkDir); err != nil || (st != "PENDING" && st != "RUNNING") {
+	if st, err := first.State(context.Background(), KeyDir(job.WorkDir)); err != nil || (st != "PENDING" && st != "RUNNING") {
 		t.Errorf("State just after Submit = %q, %v; want PENDING or RUNNING", st, err)
 	}
-	// A new engine, same work directory: it follows the running job.
+	// Another detached run while it runs: the same job.
 	second := newExecutor()
+	if again, err := second.Submit(context.Background(), job); err != nil || again != id {
+		t.Errorf("Submit while running = %q, %v; want the running job %s", again, err, id)
+	}
+	// A new engine, same key: it follows the running job.
+	third := newExecutor()
 	var log syncBuffer
-	if err := second.Execute(context.Background(), job, nil, &log); err != nil {
+	if err := third.Execute(context.Background(), job, nil, &log); err != nil {
 		t.Fatalf("Execute: %v", err)
 	}
 	if !strings.Contains(log.String(), "adopting slurm job "+id) {
@@ -363,20 +384,11 @@ func TestRestartedEngineAdoptsInsteadOfResubmitting(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(job.OutDir, "out.txt")); err != nil || string(b) != "adopted\n" {
 		t.Errorf("out.txt = %q, %v; want \"adopted\\n\"", b, err)
 	}
-	// And once it finished well, a third engine adopts the finished job,
-	// detached or not.
-	third := newExecutor()
-	if again, err := third.Submit(context.Background(), job); err != nil || again != id {
-		t.Errorf("Submit after completion = %q, %v; want the finished job %s", again, err, id)
-	}
-	if err := (Detached{third}).Execute(context.Background(), job, nil, nil); err != nil {
-		t.Errorf("detached Execute of a finished job = %v; want nil", err)
-	}
 	if s, a := second.Stats(); s != 0 || a != 1 {
 		t.Errorf("second engine: %d submitted, %d adopted; want 0, 1", s, a)
 	}
-	if s, a := third.Stats(); s != 0 || a != 2 {
-		t.Errorf("third engine: %d submitted, %d adopted; want 0, 2", s, a)
+	if s, a := third.Stats(); s != 0 || a != 1 {
+		t.Errorf("third engine: %d submitted, %d adopted; want 0, 1", s, a)
 	}
 	// Slurm saw exactly one job for this key.
 	var ids []string
@@ -394,23 +406,76 @@ func TestSubmitErrorNamesSbatchMessage(t *testing.T) {
 	needSlurm(t)
 	t.Parallel()
 	job := commandJob(t, "true")
-	job.Resources.GPUs = 1 // the test cluster has no GPUs
+	job.Executor = map[string]any{"gres": "gpu:1"} // verbatim: only sbatch judges it
 	err := newExecutor().Execute(context.Background(), job, nil, nil)
 	if err == nil {
 		t.Fatal("Execute succeeded on a cluster without GPUs; want sbatch to refuse")
 	}
-	for _, want := range []string{job.Instance, "submit", "sbatch", "gres"} {
+	for _, want := range []string{"submit attempt 1", "sbatch", "gres"} {
 		if !strings.Contains(strings.ToLower(err.Error()), strings.ToLower(want)) {
 			t.Errorf("error lacks %q: %v", want, err)
 		}
 	}
-	if _, err := os.Stat(Layout{Dir: job.WorkDir}.Submission()); !os.IsNotExist(err) {
-		t.Errorf("a refused submission left a slurm.json (stat: %v)", err)
+	if sub, err := ReadSubmission(KeyDir(job.WorkDir).Submission()); err != nil || sub.JobID != "" {
+		t.Errorf("a refused submission recorded %+v, %v; want the record of an unanswered attempt", sub, err)
+	}
+}
+
+func TestRequestBeyondThePartitionFailsBeforeSubmission(t *testing.T) {
+	needSlurm(t)
+	t.Parallel()
+	e := newExecutor()
+	for _, res := range []stages.Resources{{CPUs: 4096}, {CPUs: 1, MemoryMB: 1 << 30}, {CPUs: 1, GPUs: 1}} {
+		job := commandJob(t, "true")
+		job.Resources = res
+		err := e.Execute(context.Background(), job, nil, nil)
+		if err == nil {
+			t.Fatalf("Execute of %+v succeeded; want a refusal", res)
+		}
+		for _, want := range []string{"not submitted", "more than any node offers", "partition ", "at most"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%+v: error lacks %q: %v", res, want, err)
+			}
+		}
+		if _, err := os.Stat(KeyDir(job.WorkDir).Submission()); !os.IsNotExist(err) {
+			t.Errorf("%+v: a refused request left a slurm.json (stat: %v)", res, err)
+		}
+	}
+	if s, _ := e.Stats(); s != 0 {
+		t.Errorf("%d job(s) submitted; want none", s)
+	}
+}
+
+func TestJobPendingForeverIsFailed(t *testing.T) {
+	needSlurm(t)
+	t.Parallel()
+	// Declared as 1 CPU, so the check before submission passes; the
+	// verbatim flag asks for more than the node has, which this cluster
+	// (EnforcePartLimits=NO) accepts and leaves pending (PartitionConfig).
+	job := commandJob(t, "echo never-ran > o.txt")
+	job.Executor = map[string]any{"sbatch": []any{"--cpus-per-task=4096"}}
+	e := newExecutor()
+	start := time.Now()
+	err := e.Execute(context.Background(), job, nil, nil)
+	if err == nil {
+		t.Fatal("Execute succeeded; want the job failed as never able to start")
+	}
+	sub := submission(t, job)
+	for _, want := range []string{"slurm job " + sub.JobID, "cannot start", "waiting does not clear", "partition "} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("took %s to give up on a job that can never start", d)
+	}
+	if st := squeue(t, "--states=all", "--jobs="+sub.JobID, "--format=%T"); st != "CANCELLED" {
+		t.Errorf("Slurm state = %q, want CANCELLED", st)
 	}
 }
 
 func TestStateOfUnsubmittedWorkDir(t *testing.T) {
-	_, err := (&Executor{}).State(context.Background(), t.TempDir())
+	_, err := (&Executor{}).State(context.Background(), KeyDir(t.TempDir()))
 	if !errors.Is(err, ErrNotSubmitted) {
 		t.Errorf("State = %v; want ErrNotSubmitted", err)
 	}
@@ -420,7 +485,8 @@ func TestExecJobThroughTheVoxflowCLI(t *testing.T) {
 	needSlurm(t)
 	t.Parallel()
 	cli := slurmtest.BuildVoxflow(t)
-	impl, _ := engine.NewRegistry([]stages.Stage{command.New()}, nil).Builtin("command")
+	// The CLI's own registry: the command kind with its code identity.
+	impl, _ := engine.NewRegistry(builtin.Stages(), nil).Builtin("command")
 	e := &Executor{Bin: cli, PollInterval: 200 * time.Millisecond}
 
 	job := commandJob(t, "echo from-the-cli > o.txt")
@@ -440,7 +506,7 @@ func TestExecJobThroughTheVoxflowCLI(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "ended FAILED") || !strings.Contains(err.Error(), "engine planned builtin:0.0.0-other") {
 		t.Errorf("Execute with another build's impl = %v; want FAILED naming the planned implementation", err)
 	}
-	if _, err := os.Stat(filepath.Join(stale.OutDir, "o.txt")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(KeyDir(stale.WorkDir).Attempt(1).Out(), "o.txt")); !os.IsNotExist(err) {
 		t.Errorf("the refused job ran its command anyway (stat o.txt: %v)", err)
 	}
 }
@@ -497,5 +563,50 @@ func TestQueueSharesOneSqueueAmongWatchedJobs(t *testing.T) {
 		if err := e.Execute(context.Background(), j, nil, nil); err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+func TestOrphanOfAFailedAttemptCannotTouchTheRetry(t *testing.T) {
+	needSlurm(t)
+	t.Parallel()
+	tmp := t.TempDir()
+	marker, pidFile := filepath.Join(tmp, "marker"), filepath.Join(tmp, "orphan.pid")
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	// Attempt 1's job script leaves a writer behind that ignores SIGTERM
+	// and escapes the job (the stage itself reaps its own descendants),
+	// appending to the attempt's out/out.txt; the stage then fails. Attempt
+	// 2 writes exactly three lines.
+	job := commandJob(t, fmt.Sprintf(`if [ -f %[1]s.2 ]; then printf 'a\nb\nc\n' > out.txt; sleep 0.3; exit 0; fi
+touch %[1]s.2; sleep 0.5; exit 1`, marker))
+	job.Executor = map[string]any{"prelude": []any{fmt.Sprintf(
+		`if [ ! -f %[1]s.1 ]; then touch %[1]s.1; setsid bash -c 'echo $$ > %[2]s; trap "" TERM; while :; do echo orphan >> "$0/out/out.txt"; sleep 0.05; done' "$PWD" </dev/null >/dev/null 2>&1 & fi`,
+		marker, pidFile)}}
+	e := newExecutor()
+	if err := e.Execute(context.Background(), job, nil, nil); err == nil {
+		t.Fatal("attempt 1 succeeded; want it to fail")
+	}
+	if err := e.Execute(context.Background(), job, nil, nil); err != nil {
+		t.Fatalf("attempt 2: %v", err)
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err := syscall.Kill(pid, 0); err != nil {
+		t.Fatalf("the orphan %d did not survive its job (%v); the test proves nothing", pid, err)
+	}
+	time.Sleep(200 * time.Millisecond) // the orphan keeps writing meanwhile
+	if got, err := os.ReadFile(filepath.Join(job.OutDir, "out.txt")); err != nil || string(got) != "a\nb\nc\n" {
+		t.Errorf("outputs handed to the engine: out.txt = %q, %v; want exactly the retry's three lines", got, err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(KeyDir(job.WorkDir).Attempt(1).Out(), "out.txt")); !strings.Contains(string(got), "orphan") {
+		t.Errorf("attempt 1's out.txt = %q; want the orphan's lines there, and only there", got)
 	}
 }

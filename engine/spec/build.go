@@ -5,7 +5,6 @@ import (
 	"math"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -16,7 +15,6 @@ var (
 	// stageNameRE excludes '.', which separates a ref's stage from its
 	// output, and brackets, which delimit instance IDs.
 	stageNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
-	memoryRE    = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(I?B?)$`)
 )
 
 // maxRetries bounds retries: beyond a handful a failing stage is broken,
@@ -350,8 +348,8 @@ func buildResources(st *Stage, n *node, errs *ErrorList) {
 	}
 }
 
-// parseMemory reads a memory size into MiB. Units are binary, as in Slurm:
-// 2G = 2GB = 2GiB = 2048 MiB; a plain number is MiB.
+// parseMemory reads a memory size into MiB (see ParseMemory); a plain
+// integer is MiB.
 func parseMemory(n *node) (int64, error) {
 	if v, ok := intValue(n); ok {
 		if v < 0 {
@@ -360,23 +358,10 @@ func parseMemory(n *node) (int64, error) {
 		return v, nil
 	}
 	s, ok := n.val.(string)
-	m := memoryRE.FindStringSubmatch(strings.ToUpper(strings.TrimSpace(s)))
-	if !ok || n.kind != scalarNode || m == nil || (m[3] == "I") {
+	if !ok || n.kind != scalarNode {
 		return 0, fmt.Errorf("want a size such as 512MiB, 4GiB, 2G or a plain number of MiB, got %s", n.describe())
 	}
-	f, err := strconv.ParseFloat(m[1], 64)
-	if err != nil {
-		return 0, fmt.Errorf("bad size %q: %w", s, err)
-	}
-	scale := map[string]float64{"": 1, "K": 1.0 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}[m[2]]
-	if m[2] == "" && m[3] != "" {
-		return 0, fmt.Errorf("bad size %q: a bare B is ambiguous; want MiB or GiB", s)
-	}
-	mb := math.Ceil(f * scale)
-	if mb > 1<<50 {
-		return 0, fmt.Errorf("size %q is too large", s)
-	}
-	return int64(mb), nil
+	return ParseMemory(s)
 }
 
 // duration reads a timeout: a Go duration ("90m", "2h", "1h30m") or a

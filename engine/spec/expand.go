@@ -68,7 +68,7 @@ func (c *checker) expand() *Graph {
 		keys := c.fanout[st.Name]
 		names := keyNames(keys)
 		d := c.descs[st.Name]
-		r := newResolver(st, d, names)
+		r := newResolver(st, d, names, c.s.Dir)
 		eachBinding(keys, func(b map[string]any) {
 			inst := &Instance{Stage: st, Desc: d, Labels: map[string]string{}, LabelKeys: names, Inputs: map[string][]Edge{}}
 			vals := make([]string, len(names))

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"regexp"
+	"sort"
 	"strings"
 
 	"github.com/voxflow/voxflow/stages"
@@ -33,10 +35,11 @@ type resolver struct {
 	declared map[string]stages.ParamSpec
 	static   map[string]any // normalised values that do not vary
 	errs     []paramError   // problems of the static values
+	dir      string         // the spec's directory, for relative path params
 }
 
-func newResolver(st *Stage, desc stages.Description, keys []string) *resolver {
-	r := &resolver{st: st, desc: desc, keys: keys, declared: map[string]stages.ParamSpec{}, static: map[string]any{}}
+func newResolver(st *Stage, desc stages.Description, keys []string, dir string) *resolver {
+	r := &resolver{st: st, desc: desc, keys: keys, declared: map[string]stages.ParamSpec{}, static: map[string]any{}, dir: dir}
 	for _, ps := range desc.Params {
 		r.declared[ps.Name] = ps
 		r.names = append(r.names, ps.Name)
@@ -54,7 +57,7 @@ func newResolver(st *Stage, desc stages.Description, keys []string) *resolver {
 				r.errs = append(r.errs, paramError{"with." + k, err.Error()})
 				continue
 			}
-			if nv, perr := normalize(ps, v, "with."+k); perr != nil {
+			if nv, perr := normalize(ps, v, "with."+k, r.dir); perr != nil {
 				r.errs = append(r.errs, *perr)
 			} else {
 				r.static[k] = nv
@@ -71,7 +74,7 @@ func newResolver(st *Stage, desc stages.Description, keys []string) *resolver {
 		case ps.Default == nil:
 			r.static[ps.Name] = nil
 		default:
-			if nv, perr := normalize(ps, Plain(ps.Default), "stage"); perr != nil {
+			if nv, perr := normalize(ps, Plain(ps.Default), "stage", r.dir); perr != nil {
 				r.errs = append(r.errs, paramError{"stage", fmt.Sprintf("kind %s: bad default for param %q: %s", desc.Kind, ps.Name, perr.msg)})
 			} else {
 				r.static[ps.Name] = nv
@@ -125,7 +128,7 @@ func (r *resolver) resolve(binding map[string]any) (stages.Params, []paramError)
 			errs = append(errs, paramError{"with." + k, err.Error()})
 			continue
 		}
-		nv, perr := normalize(ps, v, "with."+k)
+		nv, perr := normalize(ps, v, "with."+k, r.dir)
 		if perr != nil {
 			errs = append(errs, *perr)
 			continue
@@ -137,7 +140,7 @@ func (r *resolver) resolve(binding map[string]any) (stages.Params, []paramError)
 		if !ok {
 			continue
 		}
-		nv, perr := normalize(ps, binding[k], "foreach."+k)
+		nv, perr := normalize(ps, binding[k], "foreach."+k, r.dir)
 		if perr != nil {
 			perr.msg = "foreach binds param: " + perr.msg
 			errs = append(errs, *perr)
@@ -149,8 +152,10 @@ func (r *resolver) resolve(binding map[string]any) (stages.Params, []paramError)
 }
 
 // normalize checks v against ps and converts it to the declared type:
-// int64, float64, string, bool, []any (of those) or map[string]any.
-func normalize(ps stages.ParamSpec, v any, path string) (any, *paramError) {
+// int64, float64, string, bool, []any (of those) or map[string]any. Path
+// params are made absolute against dir, the spec's directory, so that the
+// key and the stage see the same file whatever the working directory.
+func normalize(ps stages.ParamSpec, v any, path, dir string) (any, *paramError) {
 	fail := func(p, format string, args ...any) (any, *paramError) {
 		return nil, &paramError{p, fmt.Sprintf("param %q: ", ps.Name) + fmt.Sprintf(format, args...)}
 	}
@@ -167,6 +172,26 @@ func normalize(ps stages.ParamSpec, v any, path string) (any, *paramError) {
 			return fail(path, "%s", msg)
 		}
 		return nv, nil
+	case stages.TypePath:
+		nv, msg := pathAs(ps, v, dir)
+		if msg != "" {
+			return fail(path, "%s", msg)
+		}
+		return nv, nil
+	case stages.TypePaths:
+		list, ok := v.([]any)
+		if !ok {
+			return fail(path, "expected %s (a list of paths), got %s", ps.Type, describeValue(v))
+		}
+		out := make([]any, len(list))
+		for i, e := range list {
+			nv, msg := pathAs(ps, e, dir)
+			if msg != "" {
+				return fail(fmt.Sprintf("%s[%d]", path, i), "element %d: %s", i, msg)
+			}
+			out[i] = nv
+		}
+		return out, nil
 	case stages.TypeStrings, stages.TypeFloats, stages.TypeInts:
 		elem := ps
 		elem.Type = strings.TrimPrefix(ps.Type, "[]")
@@ -199,11 +224,46 @@ func normalize(ps stages.ParamSpec, v any, path string) (any, *paramError) {
 		if !ok {
 			return fail(path, "expected map, got %s", describeValue(v))
 		}
+		if ps.Keys != "" {
+			re, err := regexp.Compile("^(?:" + ps.Keys + ")$")
+			if err != nil {
+				return fail(path, "kind declares a bad key pattern %q: %v", ps.Keys, err)
+			}
+			keys := make([]string, 0, len(m))
+			for k := range m {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				if !re.MatchString(k) {
+					return fail(path, "key %q: want %s", k, orText(ps.KeysDoc, "a key matching "+ps.Keys))
+				}
+			}
+		}
 		return m, nil
 	case stages.TypeAny, "":
 		return v, nil
 	}
 	return fail(path, "kind declares unknown type %q", ps.Type)
+}
+
+// pathAs checks a path param value (a string, as TypeString) and makes it
+// absolute against dir; "" and ps.NotPaths words stay as written.
+func pathAs(ps stages.ParamSpec, v any, dir string) (any, string) {
+	str := ps
+	str.Type = stages.TypeString
+	nv, msg := scalarAs(str, v)
+	if msg != "" {
+		return nil, msg
+	}
+	s := nv.(string)
+	if s == "" || contains(ps.NotPaths, s) {
+		return s, ""
+	}
+	if strings.ContainsRune(s, 0) {
+		return nil, fmt.Sprintf("path %q holds a NUL byte", s)
+	}
+	return absPath(dir, s), ""
 }
 
 // scalarAs converts a scalar to ps.Type and checks bounds and enum; msg
@@ -348,4 +408,12 @@ func Plain(v any) any {
 		}
 	}
 	return v
+}
+
+// orText returns s, or def when s is empty.
+func orText(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }

@@ -13,6 +13,11 @@ import (
 func suggest(name string, candidates []string) string {
 	best, bestD := "", 0
 	for _, c := range candidates {
+		if c == name {
+			// A listed name that still did not resolve (a plugin kind whose
+			// plugin failed to start) is no correction of itself.
+			continue
+		}
 		d := levenshtein.ComputeDistance(strings.ToLower(name), strings.ToLower(c))
 		// Two edits cover a transposition ("wiht"); longer names may drift
 		// further. A distance as long as either word is no hint at all.
@@ -41,4 +46,11 @@ func didYouMean(name string, candidates []string, list bool) string {
 		fmt.Fprintf(&b, " (known: %s)", strings.Join(sorted, ", "))
 	}
 	return b.String()
+}
+
+// DidYouMean formats a "; did you mean X?" hint for the candidate closest to
+// name, or "" without one; name itself is never suggested. The engine and
+// the CLI use it so every "unknown X" message hints alike.
+func DidYouMean(name string, candidates []string) string {
+	return didYouMean(name, candidates, false)
 }

@@ -283,7 +283,7 @@ func (c *checker) checkParams(st *Stage) {
 		c.broken = true
 		return
 	}
-	r := newResolver(st, d, keyNames(keys))
+	r := newResolver(st, d, keyNames(keys), c.s.Dir)
 	for _, pe := range r.errs {
 		c.errs.add(st.posOf(pe.path), "%s", pe.msg)
 	}

@@ -12,11 +12,15 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/voxflow/voxflow/internal/procgroup"
 	"github.com/voxflow/voxflow/stages"
 )
+
+// grace is how long the command's processes get between SIGTERM and
+// SIGKILL, so that scripts can clean up.
+const grace = 3 * time.Second
 
 // Stage is the command stage kind. Its zero value is ready to use.
 type Stage struct{}
@@ -34,8 +38,10 @@ func (Stage) Describe() stages.Description {
 		Params: []stages.ParamSpec{
 			{Name: "cmd", Type: stages.TypeString, Required: true, Doc: "shell command (bash -c), run with cwd = $OUT"},
 			{Name: "outs", Type: stages.TypeStrings, Default: []any{}, Doc: "relative paths the command must create under $OUT"},
-			{Name: "env", Type: stages.TypeMap, Default: map[string]any{}, Doc: "extra environment variables"},
+			{Name: "env", Type: stages.TypeMap, Default: map[string]any{}, Doc: "extra environment variables",
+				Keys: `[A-Za-z_][A-Za-z0-9_]*`, KeysDoc: "an environment variable name: letters, digits and _, not starting with a digit"},
 			{Name: "shell", Type: stages.TypeString, Default: "bash", Doc: "shell used to run cmd"},
+			{Name: "files", Type: stages.TypePaths, Default: []any{}, Doc: "files or directories outside the cache that cmd reads (globs allowed, relative to the spec's directory): their content is part of the key"},
 		},
 		Inputs: []stages.PortSpec{
 			{Name: "deps", Many: true, Optional: true, Doc: "artifacts the command reads ($IN_deps, and $IN_<stage> for each)"},
@@ -73,8 +79,6 @@ func (Stage) Run(ctx context.Context, req *stages.Request) error {
 	cmd.Dir = req.OutDir
 	cmd.Stdout = req.Log
 	cmd.Stderr = req.Log
-	// A process group lets cancellation reach the whole pipeline, not just bash.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Env = append(os.Environ(), "OUT="+req.OutDir)
 	for port, arts := range req.Inputs {
 		paths := make([]string, len(arts))
@@ -96,26 +100,17 @@ func (Stage) Run(ctx context.Context, req *stages.Request) error {
 	for k, v := range req.Labels {
 		cmd.Env = append(cmd.Env, "EACH_"+envName(k)+"="+v)
 	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", shell, err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("command failed: %w", err)
+	// The command runs in a process group of its own under a supervisor,
+	// which takes the whole group down on cancellation, on timeout and when
+	// voxflow dies, and after the command exits kills what it left running:
+	// when Run returns, nothing of the command can still write to $OUT, so
+	// the outputs are final when the engine hashes them. HoldDir lets a
+	// later run see that a killed attempt's directory is still in use.
+	if err := procgroup.Run(ctx, cmd, procgroup.Options{Grace: grace, HoldDir: true}); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("command cancelled: %w", err)
 		}
-	case <-ctx.Done():
-		// SIGTERM first so scripts can clean up, then SIGKILL.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(3 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		return fmt.Errorf("command cancelled: %w", ctx.Err())
+		return fmt.Errorf("command failed: %w", err)
 	}
 	for _, o := range outs {
 		if _, err := os.Lstat(filepath.Join(req.OutDir, o)); err != nil {

@@ -303,8 +303,17 @@ func openAlgonauts(root, subject string, rz Resizer) (_ *algonautsSubject, err e
 		if err != nil {
 			return nil, err
 		}
-		if want := s.in.Train.FMRI[h].Cols(); len(a.Data) != want {
-			return nil, fmt.Errorf("%s: %d values, expected %d (one per vertex)", p, len(a.Data), want)
+		if fm := s.in.Train.FMRI[h]; len(a.Data) != fm.Cols() {
+			// The ROI masks (one label per vertex) tell which of the two
+			// files is wrong: a malformed fMRI file must not be blamed on
+			// the noise ceiling.
+			for _, m := range s.in.Masks {
+				if len(m[h]) == len(a.Data) {
+					return nil, fmt.Errorf("malformed fMRI file %s: %d columns, expected %d (one per vertex, as in the ROI masks and %s)", fm.Name(), fm.Cols(), len(a.Data), p)
+				}
+				break
+			}
+			return nil, fmt.Errorf("%s: %d values, expected %d (one per vertex, as the columns of %s)", p, len(a.Data), fm.Cols(), fm.Name())
 		}
 		nc[h] = a.Data
 	}

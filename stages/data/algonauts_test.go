@@ -315,6 +315,11 @@ func TestAlgonautsBadInputs(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, nil, []string{"lh_training_fmri.npy: int32 array of shape (60, 2), expected a 2-D float32"}},
+		{"fMRI vertex count", func(t *testing.T, root string) {
+			if err := npy.WriteFile(filepath.Join(root, lhFMRI), []int{60, 2}, make([]float32, 120)); err != nil {
+				t.Fatal(err)
+			}
+		}, nil, []string{"malformed fMRI file", "lh_training_fmri.npy: 2 columns, expected", "lh_noise_ceiling.npy"}},
 		{"truncated PNG", func(t *testing.T, root string) {
 			b, _ := os.ReadFile(filepath.Join(root, firstPNG))
 			write(t, root, firstPNG, b[:len(b)/2])

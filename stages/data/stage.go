@@ -52,15 +52,15 @@ func fp(v float64) *float64 { return &v }
 func (stage) Describe() stages.Description {
 	return stages.Description{
 		Kind:    "data",
-		Version: "1",
+		Version: "2",
 		Doc:     "load NSD (Algonauts 2023 layout), a synthetic NSD-like set, or a classification set into .npy arrays",
 		Isolate: "inline",
 		Params: []stages.ParamSpec{
 			{Name: "source", Type: stages.TypeString, Default: SourceSynthetic,
 				Enum: []string{SourceAlgonauts, SourceSynthetic, SourceImageFolder, SourceIDX, SourceSyntheticCategories},
 				Doc:  "where the data come from"},
-			{Name: "root", Type: stages.TypeString, Default: "",
-				Doc: "algonauts: release root holding subjNN/; imagefolder: root/class/*.png|jpg; idx: folder of *-ubyte(.gz) files (e.g. /usr/share/datasets/fashion-mnist); used as given"},
+			{Name: "root", Type: stages.TypePath, Default: "",
+				Doc: "algonauts: release root holding subjNN/; imagefolder: root/class/*.png|jpg; idx: folder of *-ubyte(.gz) files (e.g. /usr/share/datasets/fashion-mnist); relative to the spec's directory; its content is part of the key"},
 			{Name: "subjects", Type: stages.TypeStrings, Default: []any{},
 				Doc: "subjects to load; empty: every subjNN folder (algonauts) or subj01..subjNN (synthetic, n_subjects)"},
 			{Name: "subject", Type: stages.TypeString, Default: "",
@@ -70,7 +70,13 @@ func (stage) Describe() stages.Description {
 			{Name: "image_size", Type: stages.TypeInt, Default: int64(0), Min: fp(0), Max: fp(2048),
 				Doc: "output image side; 0: source default (224 algonauts and imagefolder, 64 synthetic, synthetic-categories and idx)"},
 			{Name: "resample", Type: stages.TypeString, Default: ResampleArea, Enum: []string{ResampleArea, ResampleBilinear},
-				Doc: "resampling when resizing images"},
+				Doc: "resampling when resizing images: area (coverage-weighted box filter) or bilinear; with resize: shorter-side, Pillow's antialiased BOX or BILINEAR (bilinear = torchvision's Resize default)"},
+			{Name: "resize", Type: stages.TypeString, Default: ResizeSquash, Enum: []string{ResizeSquash, ResizeShorterSide},
+				Doc: "squash: scale the whole image to image_size (aspect ratio not kept; NSD images are square); shorter-side: torchvision's eval transform, shorter side to resize_to then a centre crop of image_size (Resize(256) + CenterCrop(224) with resample: bilinear)"},
+			{Name: "resize_to", Type: stages.TypeInt, Default: int64(0), Min: fp(0), Max: fp(8192),
+				Doc: "resize: shorter-side: the shorter side's length before the crop; 0: image_size*256/224 (256 for 224)"},
+			{Name: "crop", Type: stages.TypeString, Default: CropCenter, Enum: []string{CropCenter},
+				Doc: "resize: shorter-side: where the image_size crop is taken (center, as torchvision's CenterCrop)"},
 			{Name: "val_fraction", Type: stages.TypeFloat, Default: 0.1, Min: fp(0), Max: fp(0.9),
 				Doc: "fraction of training images held out as the validation split (early stopping, alpha choice)"},
 			{Name: "test_fraction", Type: stages.TypeFloat, Default: 0.1, Min: fp(0), Max: fp(0.9),
@@ -128,6 +134,8 @@ func (s stage) Run(ctx context.Context, req *stages.Request) error {
 		ROIs:         p.Strings("rois"),
 		ImageSize:    size,
 		Resample:     p.String("resample"),
+		Resize:       p.String("resize"),
+		ResizeTo:     p.Int("resize_to"),
 		ValFraction:  p.Float("val_fraction"),
 		TestFraction: p.Float("test_fraction"),
 		Seed:         int64(p.Int("seed")),
@@ -135,6 +143,9 @@ func (s stage) Run(ctx context.Context, req *stages.Request) error {
 		Workers:      workers,
 		Progress:     req.Progress,
 		Log:          req.Log,
+	}
+	if err := opt.resizer().Check(); err != nil {
+		return err
 	}
 	var metrics map[string]any
 	var err error
@@ -201,7 +212,7 @@ func BuildAlgonauts(ctx context.Context, root string, subjects []string, opt Opt
 	opt = opt.withDefaults()
 	var ms []*SubjectManifest
 	for _, name := range subjects {
-		s, err := openAlgonauts(root, name, opt.ImageSize, opt.Resample)
+		s, err := openAlgonauts(root, name, opt.resizer())
 		if err != nil {
 			return nil, err
 		}
@@ -214,7 +225,7 @@ func BuildAlgonauts(ctx context.Context, root string, subjects []string, opt Opt
 		}
 		ms = append(ms, m)
 	}
-	if err := writeJSON(filepath.Join(out, "manifest.json"), Manifest{Kind: KindNSD, Source: SourceAlgonauts + ":" + root, Subjects: subjects, ImageSize: opt.ImageSize}); err != nil {
+	if err := writeJSON(filepath.Join(out, "manifest.json"), Manifest{Kind: KindNSD, Source: SourceAlgonauts + ":" + root, Subjects: subjects, ImageSize: opt.ImageSize, Preprocess: opt.preprocess()}); err != nil {
 		return nil, err
 	}
 	return nsdMetrics(ms), nil
@@ -242,7 +253,7 @@ func BuildSynthetic(ctx context.Context, cfg SynthConfig, subjects []string, opt
 		ms = append(ms, m)
 	}
 	src := fmt.Sprintf("synthetic:seed=%d,n_images=%d,voxels_per_roi=%d,reps=%d", cfg.Seed, cfg.NImages, cfg.VoxelsPerROI, cfg.Reps)
-	if err := writeJSON(filepath.Join(out, "manifest.json"), Manifest{Kind: KindNSD, Source: src, Subjects: subjects, ImageSize: opt.ImageSize}); err != nil {
+	if err := writeJSON(filepath.Join(out, "manifest.json"), Manifest{Kind: KindNSD, Source: src, Subjects: subjects, ImageSize: opt.ImageSize, Preprocess: opt.preprocess()}); err != nil {
 		return nil, err
 	}
 	return nsdMetrics(ms), nil

@@ -80,6 +80,39 @@ func SyrkT[T Float](n, k int, alpha T, a []T, lda int, beta T, c []T, ldc int) {
 	}
 }
 
+// SyrkNUpper computes the upper triangle of C = alpha*A*A^T + beta*C for
+// an n x k matrix A (the n x n Gram matrix of A's rows), leaving the
+// strictly lower triangle of C untouched: for accumulating a product over
+// column blocks of A without an O(n^2) copy per block. Call Symmetrize
+// once at the end.
+func SyrkNUpper[T Float](n, k int, alpha T, a []T, lda int, beta T, c []T, ldc int) {
+	checkLen("SyrkNUpper A", len(a), n, k, lda)
+	checkLen("SyrkNUpper C", len(c), n, n, ldc)
+	overflowInt(n, k, lda, ldc)
+	if n == 0 {
+		return
+	}
+	switch any(alpha).(type) {
+	case float32:
+		C.cblas_ssyrk(C.CblasRowMajor, C.CblasUpper, C.CblasNoTrans, C.blasint(n), C.blasint(k),
+			C.float(alpha), (*C.float)(ptr(a)), C.blasint(lda), C.float(beta), (*C.float)(ptr(c)), C.blasint(ldc))
+	case float64:
+		C.cblas_dsyrk(C.CblasRowMajor, C.CblasUpper, C.CblasNoTrans, C.blasint(n), C.blasint(k),
+			C.double(alpha), (*C.double)(ptr(a)), C.blasint(lda), C.double(beta), (*C.double)(ptr(c)), C.blasint(ldc))
+	}
+}
+
+// Symmetrize copies the upper triangle of the n x n matrix c into its
+// strictly lower triangle.
+func Symmetrize[T Float](n int, c []T, ldc int) {
+	checkLen("Symmetrize C", len(c), n, n, ldc)
+	for i := 1; i < n; i++ {
+		for j := 0; j < i; j++ {
+			c[i*ldc+j] = c[j*ldc+i]
+		}
+	}
+}
+
 // TrmmUpper computes B = R*B in place for an n x n upper-triangular R and
 // an n x cols matrix B. Entries of R below the diagonal are not read.
 func TrmmUpper[T Float](n, cols int, r []T, ldr int, b []T, ldb int) {

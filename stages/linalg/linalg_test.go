@@ -3,6 +3,7 @@ package linalg
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -189,5 +190,77 @@ func TestTriFactorAndTrmm(t *testing.T) {
 	TrmmUpper(n, 3, r, n, b, 3)
 	if d := maxAbsDiff(b, want); d > 1e-12 {
 		t.Fatalf("TrmmUpper differs by %g", d)
+	}
+}
+
+// TestSymEigFloat32Wide decomposes a float32 matrix wider than 2,896, where
+// ?syevd's float workspace query rounds lwork below the minimum (the
+// "?syevd info=-8" of issue 14 at p = 3,136): it must now succeed.
+func TestSymEigFloat32Wide(t *testing.T) {
+	const n = 3136
+	lw, _, ok := syevdWork(n)
+	if !ok || int(float32(lw)) >= lw {
+		t.Fatalf("lwork %d: want a size float32 cannot hold exactly (the case under test)", lw)
+	}
+	// A diagonal-plus-rank-one matrix has known eigenvalues: the diagonal
+	// d_i = i+1 shifted by the rank-one part only along its direction.
+	a := make([]float32, n*n)
+	for i := 0; i < n; i++ {
+		a[i*n+i] = float32(i + 1)
+	}
+	w, err := SymEig(n, a, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range w {
+		if math.Abs(float64(e)-float64(i+1)) > 1e-2 {
+			t.Fatalf("eigenvalue %d = %g, want %d", i, e, i+1)
+		}
+	}
+}
+
+func TestSymEigRejectsNonFinite(t *testing.T) {
+	a := []float64{1, 0, 0, math.NaN()}
+	_, err := SymEig(2, a, 2)
+	if err == nil || !strings.Contains(err.Error(), "finite") || strings.Contains(err.Error(), "info=") {
+		t.Fatalf("err = %v, want a message about non-finite values and no LAPACK code", err)
+	}
+}
+
+func TestSyevdWorkOverflow(t *testing.T) {
+	if _, _, ok := syevdWork(32766); !ok {
+		t.Error("n = 32766 fits 32-bit LAPACK workspaces")
+	}
+	if _, _, ok := syevdWork(32767); ok {
+		t.Error("n = 32767 needs an lwork above 2^31-1")
+	}
+}
+
+func TestMallocRoundTrip(t *testing.T) {
+	s, free, err := Malloc[float64](1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer free()
+	for i := range s {
+		s[i] = float64(i)
+	}
+	if len(s) != 1000 || s[999] != 999 {
+		t.Fatalf("len %d, last %g", len(s), s[len(s)-1])
+	}
+}
+
+func TestSyrkNUpperAccumulates(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	n, k := 6, 11
+	a := randMat(rng, n*k)
+	want := naiveMul(false, true, n, n, k, a, k, a, k)
+	c := make([]float64, n*n)
+	// Two column blocks of A, accumulated, then mirrored.
+	SyrkNUpper(n, 4, 1, a, k, 0, c, n)
+	SyrkNUpper(n, k-4, 1, a[4:], k, 1, c, n)
+	Symmetrize(n, c, n)
+	if d := maxAbsDiff(c, want); d > 1e-12 {
+		t.Fatalf("max |diff| %g", d)
 	}
 }

@@ -163,6 +163,11 @@ func WriteCurve(outDir, title string, res *FitResult) error {
 		p.Add(l, pts)
 		p.Legend.Add(s.name, l, pts)
 	}
+	// Headroom above the curves for the legend (top right), so that it
+	// never sits on a line.
+	if p.Y.Max > p.Y.Min {
+		p.Y.Max += 0.25 * (p.Y.Max - p.Y.Min)
+	}
 	path := filepath.Join(outDir, "curve.png")
 	if err := p.Save(6*vg.Inch, 4*vg.Inch, path); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)

@@ -84,7 +84,7 @@ func TestReportDrawsEveryFigureAndHeadline(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, f := range []string{"groups", "scatter", "improved", "curves-tune_cl", "probe"} {
+	for _, f := range []string{"groups", "scatter", "rdiff", "improved", "curves-tune_cl", "probe"} {
 		fh, err := os.Open(filepath.Join(out, "figures", f+".png"))
 		if err != nil {
 			t.Fatalf("figure %s: %v", f, err)
@@ -95,8 +95,11 @@ func TestReportDrawsEveryFigureAndHeadline(t *testing.T) {
 			t.Fatalf("figure %s.png is not a real image: %v", f, err)
 		}
 		svg, err := os.ReadFile(filepath.Join(out, "figures", f+".svg"))
-		if err != nil || !strings.Contains(string(svg), "<svg") {
+		if err != nil {
 			t.Fatalf("figure %s.svg: %v", f, err)
+		}
+		if err := validateSVG(svg); err != nil {
+			t.Errorf("figure %s.svg: %v", f, err)
 		}
 	}
 	head, err := os.ReadFile(filepath.Join(out, "headline.md"))
@@ -112,5 +115,68 @@ func TestReportDrawsEveryFigureAndHeadline(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(out, "metrics.json"))
 	if err := json.Unmarshal(b, &m); err != nil || m.Headline["early"]["feat_cl"] != 0.35 {
 		t.Fatalf("metrics.json headline: %v %s", err, b)
+	}
+}
+
+func TestPreciseTicksTellLabelsApart(t *testing.T) {
+	for _, tc := range []struct {
+		lo, hi float64
+		want   []string
+	}{
+		{0, 78, []string{"0", "25", "50", "75"}},
+		{3.2575, 3.2583, nil},
+		{-0.42, 0.93, nil},
+	} {
+		var labels []string
+		seen := map[string]bool{}
+		for _, tk := range (preciseTicks{}).Ticks(tc.lo, tc.hi) {
+			if tk.Label == "" {
+				continue
+			}
+			if seen[tk.Label] {
+				t.Errorf("[%g, %g]: label %q repeats", tc.lo, tc.hi, tk.Label)
+			}
+			seen[tk.Label] = true
+			labels = append(labels, tk.Label)
+		}
+		if len(labels) < 2 {
+			t.Errorf("[%g, %g]: labels %q", tc.lo, tc.hi, labels)
+		}
+		if tc.want != nil && strings.Join(labels, " ") != strings.Join(tc.want, " ") {
+			t.Errorf("[%g, %g]: labels %q, want %q", tc.lo, tc.hi, labels, tc.want)
+		}
+	}
+}
+
+// TestGroupsCaptionSaysWhenThereAreNoCIs: ridge run with bootstrap: 0
+// writes no ci95; the poster's bar chart then draws no error bars and says
+// why instead of showing made-up ones.
+func TestGroupsCaptionSaysWhenThereAreNoCIs(t *testing.T) {
+	paths := map[bool]int{}
+	for _, noCI := range []bool{false, true} {
+		dir := runStudy(t, studyShape{subjects: subjects(2), rois: []string{"V1v", "FFA-1"}, voxels: 10, epochs: 2, noCI: noCI})
+		var m figureMeta
+		b, err := os.ReadFile(filepath.Join(dir, "groups.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		svg, err := os.ReadFile(filepath.Join(dir, "groups.svg"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		paths[noCI] = strings.Count(string(svg), "<path")
+		switch {
+		case noCI && !strings.Contains(m.Caption, "No error bars: the ridge metrics carry no bootstrap CIs"):
+			t.Errorf("no CIs: caption %q", m.Caption)
+		case !noCI && !strings.Contains(m.Caption, "bootstrap 95% CIs over test images, averaged over the 2 ridge inputs"):
+			t.Errorf("with CIs: caption %q", m.Caption)
+		}
+	}
+	// 3 networks x 2 groups: each error bar is a whisker and two caps.
+	if d := paths[false] - paths[true]; d < 6 {
+		t.Errorf("error bars add %d SVG paths, want >= 6 (with CIs %d, without %d)", d, paths[false], paths[true])
 	}
 }

@@ -99,6 +99,11 @@ type FeaturesInfo struct {
 	Layer     string            `json:"layer"`
 	Dim       int               `json:"dim"`
 	Kind      string            `json:"kind"`
+	Arch      string            `json:"arch"`
+	ImageSize int               `json:"image_size"`
+	// Shape is the [C, H, W] of a conv layer's map, when the features
+	// stage records it; reduce: pool derives it from Arch otherwise.
+	Shape []int `json:"shape,omitempty"`
 }
 
 func readFeaturesInfo(dir string) (*FeaturesInfo, error) {
@@ -356,6 +361,18 @@ func (j *job) fitArtifact(ctx context.Context, net, subject string, art stages.A
 	if te.Shape[0] != rs.nte || te.Shape[1] != p {
 		return fmt.Errorf("features %s: test is %s, want %d x %d", art.Path, npy.ShapeString(te.Shape), rs.nte, p)
 	}
+	if j.opt.reduce.kind != ReduceNone {
+		info, err := readFeaturesInfo(art.Path)
+		if err != nil {
+			return err
+		}
+		p0 := p
+		xtr, te.Data, p, err = j.opt.reduce.reduce(ctx, info, xtr, rs.ntr, te.Data, rs.nte, p)
+		if err != nil {
+			return fmt.Errorf("features %s (layer %s): %w", art.Path, info.Layer, err)
+		}
+		fmt.Fprintf(j.req.Log, "ridge: %s %s layer %s: %d features reduced by %s to %d\n", net, subject, info.Layer, p0, j.opt.reduce, p)
+	}
 	// Columns of the ROIs this artifact serves.
 	var cols []int
 	for _, i := range rois {
@@ -370,6 +387,7 @@ func (j *job) fitArtifact(ctx context.Context, net, subject string, art stages.A
 	}
 	v := len(cols)
 	cfg := j.opt.cfg
+	cfg.KeepWeights = j.opt.saveWeights
 	phase := fmt.Sprintf("%s %s", net, subject)
 	cfg.Progress = func(ph string, done, total int) {
 		j.req.Progress.Update(stages.Update{Phase: phase + " " + ph, Done: float64(done), Total: float64(total), Unit: "voxel"})
@@ -381,7 +399,7 @@ func (j *job) fitArtifact(ctx context.Context, net, subject string, art stages.A
 		res, err = fitPredict(ctx, xtr, rs.ntr, p, ytr, v, te.Data, rs.nte, yte, cfg)
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("ridge on %s (%d training images x %d features, %d voxels): %w", art.Path, rs.ntr, p, v, err)
 	}
 	dir := filepath.Join(j.req.OutDir, "scores", net, subject)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -443,15 +461,14 @@ type fitResult struct {
 }
 
 func fitPredict[T linalg.Float](ctx context.Context, xtr []T, n, p int, ytr []T, v int, xte []T, nte int, yte []T, cfg Config) (*fitResult, error) {
-	m, _, err := FitCV(ctx, xtr, n, p, ytr, v, v, cfg)
+	m, err := FitCV(ctx, xtr, n, p, ytr, v, v, xte, nte, cfg)
 	if err != nil {
 		return nil, err
 	}
-	pred := m.Predict(xte, nte)
 	return &fitResult{
 		alpha:   m.Alpha,
-		r:       PearsonCols(pred, yte, nte, v),
-		pred:    toF32(pred),
+		r:       PearsonCols(m.Pred, yte, nte, v),
+		pred:    toF32(m.Pred),
 		weights: toF32(m.Weights),
 		mean:    toF32(m.Mean),
 		scale:   toF32(m.Scale),

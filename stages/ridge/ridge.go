@@ -6,9 +6,22 @@
 // compares networks voxel by voxel (% of voxels improved, Wilcoxon
 // signed-rank test, bootstrap confidence intervals over test images).
 //
-// The solver (solver.go) follows himalaya's RidgeCV: one eigendecomposition
-// per fold and GEMMs for all alphas and voxels at once, batched over voxels
-// so memory never scales with voxels x alphas x images.
+// The solver (solver.go, basis.go) follows himalaya's RidgeCV: one
+// decomposition per fold and GEMMs for all alphas and voxels at once,
+// batched over voxels so memory never scales with voxels x alphas x images.
+// The decomposition is a thin SVD of the fold's standardised training
+// features, computed in float64 from the p x p Gram matrix when p <= n
+// (primal) or from the n x n kernel matrix when p > n (dual), so any layer
+// width works; dtype float32 then runs the voxel GEMMs in float32 on that
+// float64 basis, which keeps per-voxel test r within 1e-4 of float64 at
+// every alpha (solving the normal equations in float32 would square the
+// features' condition number).
+//
+// Conventions (see specs/README.md, "The ridge stage"): contiguous K-fold
+// CV within the training rows; features standardised per fold with the
+// fold's training statistics (a held-out fold never informs the scaling
+// it is scored under) and, for the refit, with all training rows'; each
+// voxel's alpha chosen by mean held-out Pearson r (cv_score: r) by default.
 //
 // Training rows are the data artifact's train split, plus its val split
 // when merge_val is true (the default): the networks never saw test images,
@@ -38,7 +51,10 @@ import (
 )
 
 // Version changes whenever the outputs for the same inputs change.
-const Version = "1"
+//
+// 2: per-fold standardisation, cv_score r by default, float64 basis for
+// float32 fits, dual form for wide layers, the reduce param.
+const Version = "2"
 
 // Stage is the ridge stage kind. Its zero value is ready to use.
 type Stage struct{}
@@ -61,7 +77,7 @@ func (Stage) Describe() stages.Description {
 	return stages.Description{
 		Kind:    "ridge",
 		Version: Version,
-		Doc:     "voxel-wise ridge encoding models with per-voxel CV alphas; test Pearson r per voxel, ROI/group summaries and network comparisons",
+		Doc:     "voxel-wise ridge encoding models with per-voxel CV alphas (held-out r, per-fold standardisation, dual form for layers wider than the images); test Pearson r per voxel, ROI/group summaries and network comparisons",
 		// Its own process, so that it can give OpenBLAS every CPU it was
 		// granted without fighting the accel backend's single-thread setting.
 		Isolate: "process",
@@ -69,15 +85,16 @@ func (Stage) Describe() stages.Description {
 			{Name: "subject", Type: stages.TypeString, Default: "", Doc: "subject to fit; \"\" fits every subject of the data"},
 			{Name: "rois", Type: stages.TypeStrings, Default: []any{}, Doc: "ROIs to fit; empty fits every ROI with voxels"},
 			{Name: "roi", Type: stages.TypeString, Default: "", Doc: "a single ROI (bound by foreach); overrides rois"},
-			{Name: "alphas", Type: stages.TypeFloats, Default: defaultAlphas(), Min: fptr(0), Doc: "candidate penalties (default logspace(-1, 6, 15))"},
-			{Name: "folds", Type: stages.TypeInt, Default: int64(5), Min: fptr(2), Doc: "K of the K-fold CV that picks each voxel's alpha (contiguous folds)"},
-			{Name: "cv_score", Type: stages.TypeString, Default: ScoreMSE, Enum: []string{ScoreMSE, ScoreR}, Doc: "what CV optimises per voxel: held-out mse or Pearson r"},
-			{Name: "merge_val", Type: stages.TypeBool, Default: true, Doc: "train on the train and val splits together"},
+			{Name: "alphas", Type: stages.TypeFloats, Default: defaultAlphas(), Min: fptr(0), Doc: "candidate penalties on standardised features (default logspace(-1, 6, 15): from near-OLS to near-zero weights for a few thousand images)"},
+			{Name: "folds", Type: stages.TypeInt, Default: int64(5), Min: fptr(2), Doc: "K of the K-fold CV within the training rows that picks each voxel's alpha; contiguous folds without shuffling (sklearn KFold), so repeats of an image in neighbouring rows rarely straddle a fold; 5 as in most encoding-model work"},
+			{Name: "cv_score", Type: stages.TypeString, Default: ScoreR, Enum: []string{ScoreR, ScoreMSE}, Doc: "what CV maximises per voxel: r = mean held-out Pearson r (default: the quantity reported, the field's usual choice), mse = lowest mean held-out squared error"},
+			{Name: "reduce", Type: stages.TypeString, Default: ReduceNone, Doc: "reduce the features before ridge: none (default: ridge handles any width, in the dual form when features outnumber images), pool:N (average each channel's map to NxN, torch AdaptiveAvgPool2d bins; conv layers and avgpool only, features stored C x H x W), pca:K (first K principal components of the centred features, fitted on the training images only)"},
+			{Name: "merge_val", Type: stages.TypeBool, Default: true, Doc: "train on the train and val splits together (the networks never saw test images; alphas come from CV, so a separate val split has no use here)"},
 			{Name: "baseline", Type: stages.TypeString, Default: "", Doc: "stage name of the control network's features; default the first features input"},
-			{Name: "save_weights", Type: stages.TypeBool, Default: false, Doc: "also write per-voxel weights (D x v) per network and ROI"},
+			{Name: "save_weights", Type: stages.TypeBool, Default: false, Doc: "also write per-voxel weights (D x v) per network and ROI, on features standardised with all training rows"},
 			{Name: "bootstrap", Type: stages.TypeInt, Default: int64(1000), Min: fptr(0), Doc: "bootstrap resamples of the test images for 95% CIs; 0 skips them"},
 			{Name: "seed", Type: stages.TypeInt, Default: int64(0), Doc: "seed of the bootstrap resampling"},
-			{Name: "dtype", Type: stages.TypeString, Default: "float32", Enum: []string{"float32", "float64"}, Doc: "precision of the solver"},
+			{Name: "dtype", Type: stages.TypeString, Default: "float32", Enum: []string{"float32", "float64"}, Doc: "precision of the per-voxel GEMMs (the decomposition is always float64): float32 (default) is twice as fast and half the memory, and agrees with float64 to 1e-4 in test r; float64 for exact reproduction of a float64 reference"},
 			{Name: "voxel_batch", Type: stages.TypeInt, Default: int64(0), Min: fptr(0), Doc: "voxels solved at once; 0 sizes batches to ~128 MB of work arrays"},
 		},
 		Inputs: []stages.PortSpec{
@@ -101,10 +118,16 @@ type options struct {
 	bootstrap   int
 	seed        uint64
 	float64     bool
+	reduce      reduction
 }
 
-func decodeParams(p stages.Params) options {
+func decodeParams(p stages.Params) (options, error) {
+	red, err := parseReduction(p.String("reduce"))
+	if err != nil {
+		return options{}, err
+	}
 	o := options{
+		reduce:      red,
 		subject:     p.String("subject"),
 		rois:        p.Strings("rois"),
 		mergeVal:    p.Bool("merge_val"),
@@ -123,13 +146,16 @@ func decodeParams(p stages.Params) options {
 	if r := p.String("roi"); r != "" {
 		o.rois = []string{r}
 	}
-	return o
+	return o, nil
 }
 
 // Run fits every network, subject and ROI and writes scores and metrics.
 func (Stage) Run(ctx context.Context, req *stages.Request) error {
 	linalg.SetThreads(req.Resources.CPUs)
-	opt := decodeParams(req.Params)
+	opt, err := decodeParams(req.Params)
+	if err != nil {
+		return err
+	}
 	data := req.Inputs["data"]
 	if len(data) != 1 {
 		return fmt.Errorf("input data: got %d artifacts, want exactly one data artifact", len(data))

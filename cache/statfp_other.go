@@ -1,0 +1,38 @@
+//go:build !linux
+
+package cache
+
+import (
+	"io/fs"
+	"os"
+	"syscall"
+)
+
+// fingerprintOf is the stat fingerprint of a file. Off Linux the ctime is
+// not read (its field name differs per system); size, mtime and inode still
+// catch ordinary writes and replacements.
+func fingerprintOf(fi fs.FileInfo) fingerprint {
+	fp := fingerprint{Size: fi.Size(), MtimeNs: fi.ModTime().UnixNano()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		fp.Inode = uint64(st.Ino)
+	}
+	return fp
+}
+
+// linkCount is the number of hard links to the file fi describes.
+func linkCount(fi fs.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Nlink)
+	}
+	return 1
+}
+
+// ownedByMe reports whether this process's effective user owns fi.
+func ownedByMe(fi fs.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return !ok || int(st.Uid) == syscall.Geteuid()
+}
+
+// openElsewhere reports whether another process may hold f open. Off Linux
+// there is no cheap way to tell, so the answer is conservatively yes.
+func openElsewhere(f *os.File) bool { return true }
