@@ -25,7 +25,7 @@ type Display interface {
 // counts tallies instance outcomes for the totals line. Interrupted
 // instances (Ctrl-C) are counted apart from failed ones, so the totals line
 // and the run's summary line agree.
-type counts struct{ done, cached, running, failed, interrupted, submitted int }
+type counts struct{ done, cached, running, failed, interrupted, submitted, notChosen int }
 
 // finish counts an instance's end in the tally its status belongs to.
 func (c *counts) finish(status string) {
@@ -37,6 +37,8 @@ func (c *counts) finish(status string) {
 		c.submitted++
 	case StatusInterrupted:
 		c.interrupted++
+	case StatusNotChosen:
+		c.notChosen++
 	default:
 		c.failed++
 	}
@@ -49,6 +51,9 @@ func (c *counts) String() string {
 	}
 	if c.submitted > 0 {
 		s += fmt.Sprintf(", %d submitted", c.submitted)
+	}
+	if c.notChosen > 0 {
+		s += fmt.Sprintf(", %d not chosen", c.notChosen)
 	}
 	return s
 }
@@ -182,6 +187,9 @@ func (p *PlainDisplay) Finished(inst, status string, d time.Duration, err error,
 		return
 	case StatusSubmitted:
 		p.logf("submitted %s: %v", inst, err)
+		return
+	case StatusNotChosen:
+		p.logf("skip     %s: %v", inst, err)
 		return
 	}
 	p.logf("%-8s %s (%s): %v", status, inst, d.Round(time.Millisecond), err)
@@ -326,6 +334,9 @@ func (d *TTYDisplay) Finished(inst, status string, dur time.Duration, err error,
 		return
 	case StatusSubmitted:
 		d.printAbove("  ⇢ %s %v", inst, err)
+		return
+	case StatusNotChosen:
+		d.printAbove("  · %s %v", inst, err)
 		return
 	}
 	var b strings.Builder

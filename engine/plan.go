@@ -23,13 +23,15 @@ type PlanItem struct {
 	Instance string   `json:"instance"`
 	Stage    string   `json:"stage"`
 	Kind     string   `json:"kind"`
-	Action   string   `json:"action"`            // cached | run
+	Action   string   `json:"action"`            // cached | run | waiting | not chosen
 	Reasons  []string `json:"reasons,omitempty"` // why it runs
 	Key      string   `json:"key,omitempty"`     // empty while an upstream instance must run first
 	Output   string   `json:"output,omitempty"`  // cached output digest
 	// Problem says why the instance cannot run under the chosen executor
 	// (see CheckPlan); a run would fail it.
 	Problem string `json:"problem,omitempty"`
+	// Chosen says why a foreach selection chose the instance (select.go).
+	Chosen string `json:"chosen,omitempty"`
 }
 
 // Plan decides for every instance of p whether a run would reuse it or run
@@ -43,10 +45,16 @@ func Plan(ctx context.Context, store *cache.Store, p *Project, force []string) (
 	}
 	outputs := map[string]cache.Digest{}
 	memo := newPathMemo()
+	sel := newSelector(store)
 	items := make([]PlanItem, 0, len(p.Graph.Instances))
 	for _, inst := range p.Graph.Instances {
 		kind := p.Kinds[inst.Stage.Name]
 		it := PlanItem{Instance: inst.ID, Stage: inst.Stage.Name, Kind: kind.Desc.Kind, Action: ActionRun}
+		inst, gated := planGate(ctx, sel, inst, &it)
+		if gated {
+			items = append(items, it)
+			continue
+		}
 		forced := slices.Contains(force, inst.Stage.Name) || slices.Contains(force, inst.ID)
 		in, known, err := artifacts(ctx, store, inst, outputs, false)
 		if err != nil {
@@ -62,6 +70,7 @@ func Plan(ctx context.Context, store *cache.Store, p *Project, force []string) (
 				return nil, fmt.Errorf("%s: %w", inst.ID, err)
 			}
 			it.Key = string(key.Digest)
+			sel.keyed(inst.ID, key.Digest)
 			if !forced {
 				ex, ok := reusable[key.Digest]
 				if !ok {
@@ -179,13 +188,21 @@ func shortImpl(impl string) string {
 func WritePlan(w io.Writer, items []PlanItem) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	run, cached, blocked := 0, 0, 0
+	gated := map[string]int{} // waiting, not chosen
 	for _, it := range items {
 		why, action := "", it.Action
-		if it.Action == ActionRun {
+		switch it.Action {
+		case ActionRun:
 			run++
 			why = strings.Join(it.Reasons, "; ")
-		} else {
+		case ActionWaiting, ActionNotChosen:
+			gated[it.Action]++
+			why = strings.Join(it.Reasons, "; ")
+		default:
 			cached++
+		}
+		if it.Chosen != "" {
+			why = strings.TrimPrefix(strings.Join([]string{why, it.Chosen}, "; "), "; ")
 		}
 		if it.Problem != "" {
 			blocked++
@@ -196,11 +213,17 @@ func WritePlan(w io.Writer, items []PlanItem) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	var extra string
+	for _, a := range []string{ActionNotChosen, ActionWaiting} {
+		if gated[a] > 0 {
+			extra += fmt.Sprintf(", %d %s", gated[a], a)
+		}
+	}
 	if blocked > 0 {
-		_, err := fmt.Fprintf(w, "%d to run, %d cached; %d cannot run under this executor\n", run, cached, blocked)
+		_, err := fmt.Fprintf(w, "%d to run, %d cached%s; %d cannot run under this executor\n", run, cached, extra, blocked)
 		return err
 	}
-	_, err := fmt.Fprintf(w, "%d to run, %d cached\n", run, cached)
+	_, err := fmt.Fprintf(w, "%d to run, %d cached%s\n", run, cached, extra)
 	return err
 }
 
@@ -220,4 +243,49 @@ func CheckPlan(ctx context.Context, p *Project, items []PlanItem, exe Executor, 
 		}
 		items[i].Problem = unsatisfiable(ctx, p, inst, exe, opt)
 	}
+}
+
+// ResourceWarnings lists what a local run with opt's budgets could not
+// schedule among the items that would run (the check a run makes before
+// it starts each instance, which would fail it), each with the fix. One
+// line per stage and reason, so 384 fine-tunes asking for a GPU make one
+// warning, not 384.
+func ResourceWarnings(ctx context.Context, p *Project, items []PlanItem, opt RunOptions) []string {
+	byID := make(map[string]*spec.Instance, len(p.Graph.Instances))
+	for _, inst := range p.Graph.Instances {
+		byID[inst.ID] = inst
+	}
+	type group struct {
+		first, stage, reason string
+		n                    int
+	}
+	var groups []*group
+	seen := map[[2]string]*group{}
+	for _, it := range items {
+		inst := byID[it.Instance]
+		if it.Action != ActionRun || inst == nil {
+			continue
+		}
+		reason := unsatisfiable(ctx, p, inst, nil, opt)
+		if reason == "" {
+			continue
+		}
+		k := [2]string{it.Stage, reason}
+		if g := seen[k]; g != nil {
+			g.n++
+			continue
+		}
+		g := &group{first: it.Instance, stage: it.Stage, reason: reason, n: 1}
+		seen[k] = g
+		groups = append(groups, g)
+	}
+	out := make([]string, len(groups))
+	for i, g := range groups {
+		who := g.first
+		if g.n > 1 {
+			who = fmt.Sprintf("%s (and %d more instances of %s)", g.first, g.n-1, g.stage)
+		}
+		out[i] = who + " " + g.reason
+	}
+	return out
 }

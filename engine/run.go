@@ -81,6 +81,8 @@ type RunResult struct {
 	Status                                                string
 	Executed, Cached, Failed, Skipped, Interrupted, Total int
 	Submitted                                             int
+	// NotChosen counts instances a foreach selection left out (select.go).
+	NotChosen int
 	// Failures holds one error per failed instance.
 	Failures []error
 }
@@ -164,6 +166,7 @@ func (r *Runner) Run(ctx context.Context, p *Project, opt RunOptions) (*RunResul
 	}
 	outputs := map[string]cache.Digest{}
 	memo := newPathMemo() // one fingerprint per outside path per run
+	sel := newSelector(r.Store)
 	results := make(chan instResult)
 	running := 0
 	used := resources{}
@@ -180,6 +183,16 @@ func (r *Runner) Run(ctx context.Context, p *Project, opt RunOptions) (*RunResul
 			} else {
 				res.Executed++
 			}
+			for _, d := range dependents[st.inst.ID] {
+				d.waiting--
+				if d.waiting == 0 && d.status == "" {
+					ready = append(ready, d)
+				}
+			}
+		case StatusNotChosen:
+			// Dependents become ready as after a success; select.go decides
+			// whether they run without it or are not chosen either.
+			res.NotChosen++
 			for _, d := range dependents[st.inst.ID] {
 				d.waiting--
 				if d.waiting == 0 && d.status == "" {
@@ -214,6 +227,10 @@ func (r *Runner) Run(ctx context.Context, p *Project, opt RunOptions) (*RunResul
 		for len(ready) > 0 && !stopping && ctx.Err() == nil {
 			st := ready[0]
 			ready = ready[1:]
+			if ir, done := r.admit(ctx, sel, st); done {
+				finish(ir)
+				continue
+			}
 			forced := slices.Contains(opt.Force, st.inst.Stage.Name) || slices.Contains(opt.Force, st.inst.ID)
 			in, _, err := artifacts(ctx, r.Store, st.inst, outputs, false)
 			if err != nil {
@@ -225,6 +242,7 @@ func (r *Runner) Run(ctx context.Context, p *Project, opt RunOptions) (*RunResul
 				finish(instResult{st: st, status: StatusFailed, err: fmt.Errorf("%s: %w", st.inst.ID, err)})
 				continue
 			}
+			sel.keyed(st.inst.ID, key.Digest)
 			if !forced {
 				ex, ok, err := r.cachedHit(ctx, st.inst.ID, key.Digest, reusable)
 				if err != nil {

@@ -127,12 +127,73 @@ func cmdCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	return writeComparison(stdout, c, *format)
+	chosen, err := chosenRows(ctx, store, runs)
+	if err != nil {
+		return err
+	}
+	return writeComparison(stdout, c, chosen, *format)
+}
+
+// ChosenRow is one selecting foreach key (spec.Selection) across runs: the
+// values each run ran its stage for, comma-separated ("" where the run has
+// no such stage).
+type ChosenRow struct {
+	Stage  string   `json:"stage"`
+	Key    string   `json:"key"`
+	Values []string `json:"values"`
+}
+
+// chosenRows lists what each run's selections chose. A run's spec is
+// re-read from its recorded path with its variant and --set flags, to know
+// which stages select; a run whose spec is gone or no longer parses shows
+// nothing rather than fail the comparison.
+func chosenRows(ctx context.Context, store *cache.Store, runs []cache.Run) ([]ChosenRow, error) {
+	type rowKey struct{ stage, key string }
+	vals := map[rowKey][]string{}
+	var order []rowKey
+	for i, r := range runs {
+		if r.SpecPath == "" {
+			continue
+		}
+		s, err := spec.Load(r.SpecPath, spec.Options{Variant: r.Variant, Sets: r.Overrides})
+		if s == nil || err != nil {
+			continue
+		}
+		exs, err := store.RunExecutions(ctx, r.ID)
+		if err != nil {
+			return nil, err
+		}
+		ids := make([]string, len(exs))
+		for j, e := range exs {
+			ids[j] = e.Instance
+		}
+		for stage, keys := range engine.Chosen(s, ids) {
+			for key, vs := range keys {
+				k := rowKey{stage, key}
+				if vals[k] == nil {
+					vals[k] = make([]string, len(runs))
+					order = append(order, k)
+				}
+				vals[k][i] = strings.Join(vs, ",")
+			}
+		}
+	}
+	sort.Slice(order, func(a, b int) bool {
+		if order[a].stage != order[b].stage {
+			return order[a].stage < order[b].stage
+		}
+		return order[a].key < order[b].key
+	})
+	out := make([]ChosenRow, len(order))
+	for i, k := range order {
+		out[i] = ChosenRow{Stage: k.stage, Key: k.key, Values: vals[k]}
+	}
+	return out, nil
 }
 
 // writeComparison prints a comparison; the first column is the baseline
 // and every other metric column carries its delta.
-func writeComparison(w io.Writer, c *engine.Comparison, format string) error {
+func writeComparison(w io.Writer, c *engine.Comparison, chosen []ChosenRow, format string) error {
 	header := []string{"instance", "name"}
 	for i, col := range c.Columns {
 		header = append(header, col)
@@ -141,6 +202,16 @@ func writeComparison(w io.Writer, c *engine.Comparison, format string) error {
 		}
 	}
 	var rows [][]string
+	for _, ch := range chosen {
+		row := []string{ch.Stage, "chosen " + ch.Key}
+		for i, v := range ch.Values {
+			row = append(row, orDefault(v, "-"))
+			if i > 0 {
+				row = append(row, "")
+			}
+		}
+		rows = append(rows, row)
+	}
 	for _, p := range c.Params {
 		row := []string{p.Instance, "param " + p.Param}
 		for i, v := range p.Values {
@@ -165,7 +236,10 @@ func writeComparison(w io.Writer, c *engine.Comparison, format string) error {
 	case "json":
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		return enc.Encode(c)
+		return enc.Encode(struct {
+			*engine.Comparison
+			Chosen []ChosenRow `json:"chosen,omitempty"`
+		}{c, chosen})
 	case "csv":
 		cw := csv.NewWriter(w)
 		cw.Write(header)

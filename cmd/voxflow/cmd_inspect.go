@@ -145,7 +145,7 @@ func clusterJobs(ctx context.Context, store *cache.Store, w io.Writer) error {
 		return nil
 	}
 	sort.Slice(dirs, func(i, j int) bool { return subs[dirs[i]].Instance < subs[dirs[j]].Instance })
-	fmt.Fprintln(w, "\nCLUSTER JOBS (not yet recorded; the next `voxflow run` adopts them)")
+	fmt.Fprintln(w, "\nCLUSTER JOBS (not yet recorded; the next `voxflow run --executor slurm` adopts them)")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "INSTANCE\tSLURM JOB\tSTATE\tSUBMITTED")
 	for _, d := range dirs {

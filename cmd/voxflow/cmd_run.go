@@ -91,10 +91,14 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if store.ReadOnly() {
 		runName = fmt.Sprintf("run (not recorded: the cache %s is read-only)", store.Dir())
 	}
-	fmt.Fprintf(stdout, "%s %s: %d executed, %d cached, %d failed, %d skipped, %d interrupted (of %d)\n",
-		runName, res.Status, res.Executed, res.Cached, res.Failed, res.Skipped, res.Interrupted, res.Total)
+	notChosen := ""
+	if res.NotChosen > 0 {
+		notChosen = fmt.Sprintf(", %d not chosen", res.NotChosen)
+	}
+	fmt.Fprintf(stdout, "%s %s: %d executed, %d cached, %d failed, %d skipped, %d interrupted%s (of %d)\n",
+		runName, res.Status, res.Executed, res.Cached, res.Failed, res.Skipped, res.Interrupted, notChosen, res.Total)
 	if res.Submitted > 0 {
-		fmt.Fprintf(stdout, "%d instance(s) submitted; `voxflow status` follows them and the next `voxflow run` adopts them\n", res.Submitted)
+		fmt.Fprintf(stdout, "%d instance(s) submitted; `voxflow status` follows them and the next `voxflow run --executor slurm` adopts them (a local run refuses them while they run)\n", res.Submitted)
 	}
 	switch res.Status {
 	case engine.StatusInterrupted:
@@ -176,7 +180,7 @@ func checkAllCached(ctx context.Context, store *cache.Store, p *engine.Project, 
 	}
 	var toRun []string
 	for _, it := range items {
-		if it.Action != engine.ActionCached {
+		if it.Action != engine.ActionCached && it.Action != engine.ActionNotChosen {
 			toRun = append(toRun, it.Instance)
 		}
 	}
@@ -200,11 +204,16 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Var(&force, "force", "plan this stage (or instance) as forced (repeatable)")
 	executor := fs.String("executor", "", "check each instance against this executor (local or slurm; default the spec's executor.type): what it cannot run is shown as FAIL")
 	planGPUs := fs.Int("gpus", 0, "GPUs a local run would have, for that check")
+	planMemory := fs.String("memory", "", "memory budget a local run would have, e.g. 16GiB: plan warns about instances that ask for more")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
 	path, err := onePositional(pos, "SPEC")
+	if err != nil {
+		return err
+	}
+	planMemMB, err := parseMemoryFlag(*planMemory)
 	if err != nil {
 		return err
 	}
@@ -232,6 +241,12 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return &exitError{code: 2, err: err}
 		}
 		engine.CheckPlan(ctx, p, items, exe, engine.RunOptions{GPUs: *planGPUs})
+	} else {
+		// Locally, warn (on stderr, so --json stays clean) about what a
+		// run with these budgets would fail, and how to fix it.
+		for _, w := range engine.ResourceWarnings(ctx, p, items, engine.RunOptions{GPUs: *planGPUs, MemoryMB: planMemMB}) {
+			fmt.Fprintln(stderr, "warning: "+w)
+		}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -124,5 +125,94 @@ func TestPythonSDKProtoCurrent(t *testing.T) {
 	out, err := exec.Command("/usr/bin/python3", filepath.Join(pythonPlugins(t), "gen_proto.py"), "--check").CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
+	}
+}
+
+// TestTorchPluginDeviceErrors: voxflow-torch asked for CUDA on a machine
+// without it fails at start with one line that says what torch sees and
+// what to do; device: auto on the same machine runs on the CPU.
+func TestTorchPluginDeviceErrors(t *testing.T) {
+	if out, err := exec.Command("/usr/bin/python3", "-c", "import torch; print(torch.cuda.is_available())").Output(); err != nil || strings.TrimSpace(string(out)) != "False" {
+		t.Skipf("needs torch without a CUDA device (have: %s %v)", out, err)
+	}
+	dir := t.TempDir()
+	torchPlugin := filepath.Join(pythonPlugins(t), "voxflow-torch")
+	writeFile(t, filepath.Join(dir, "d.yaml"), `name: d
+stages:
+  gpu: {uses: "plugin:`+torchPlugin+`#pretrain", with: {epochs: 0, device: cuda}}
+  auto: {uses: "plugin:`+torchPlugin+`#pretrain", with: {epochs: 0, device: auto}}
+`)
+	r := vox(t, dir, "run", "d.yaml", "--plain", "--keep-going")
+	if r.code == 0 || !strings.Contains(r.stdout, "1 executed, 0 cached, 1 failed") {
+		t.Fatalf("want auto done and cuda failed:\n%s", r)
+	}
+	for _, want := range []string{"RuntimeError: param device: cuda requested, but torch", "sees no CUDA device", "use device: auto or cpu"} {
+		if !strings.Contains(r.stdout+r.stderr, want) {
+			t.Errorf("failure lacks %q:\n%s", want, r)
+		}
+	}
+	if lg := vox(t, dir, "log", "auto"); !strings.Contains(lg.stdout, "epochs 0: exporting random") {
+		t.Errorf("auto did not export the network:\n%s", lg)
+	}
+}
+
+// TestTorchAndGoAgreeOnTheDemo runs specs/torch-vs-go.yaml, the demo's
+// fine-tunes by the Go kinds and by voxflow-torch from one pretrained
+// control, and checks that the mean test r over every (subject, ROI
+// group) agrees within 0.01 for CL and for MSE, and that the control
+// network's features score the same through either implementation.
+func TestTorchAndGoAgreeOnTheDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the demo's fine-tunes twice (minutes)")
+	}
+	dir := t.TempDir()
+	b, err := os.ReadFile("../../specs/torch-vs-go.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := strings.ReplaceAll(string(b), "plugin:../plugins/python/voxflow-torch", "plugin:"+filepath.Join(pythonPlugins(t), "voxflow-torch"))
+	writeFile(t, filepath.Join(dir, "p.yaml"), spec)
+	if r := vox(t, dir, "run", "p.yaml", "--plain"); r.code != 0 {
+		t.Fatalf("run:\n%s", r)
+	}
+	r := vox(t, dir, "compare", "p.yaml", "--metric", "group.*.mean_r", "--format", "json")
+	if r.code != 0 {
+		t.Fatalf("compare:\n%s", r)
+	}
+	var out struct {
+		Metrics []struct {
+			Instance, Metric string
+			Values           []float64
+		}
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatalf("compare output: %v\n%s", err, r.stdout)
+	}
+	// metric: group.<group>.<network>.mean_r
+	sums, counts := map[string]float64{}, map[string]int{}
+	for _, m := range out.Metrics {
+		parts := strings.Split(m.Metric, ".")
+		if len(parts) != 4 || len(m.Values) != 1 {
+			continue
+		}
+		sums[parts[2]] += m.Values[0]
+		counts[parts[2]]++
+	}
+	mean := func(net string) float64 {
+		if counts[net] == 0 {
+			t.Fatalf("no group scores of %s in %s", net, r.stdout)
+		}
+		return sums[net] / float64(counts[net])
+	}
+	for _, pair := range [][2]string{{"feat_cl", "feat_cl_torch"}, {"feat_mse", "feat_mse_torch"}, {"feat_control", "feat_control_torch"}} {
+		g, tr := mean(pair[0]), mean(pair[1])
+		tol := 0.01
+		if pair[0] == "feat_control" {
+			tol = 1e-3 // one network, two forward passes
+		}
+		t.Logf("mean test r over %d (subject, group): %s %.4f, %s %.4f (difference %+.4f)", counts[pair[0]], pair[0], g, pair[1], tr, tr-g)
+		if d := tr - g; d > tol || d < -tol {
+			t.Errorf("%s %.4f vs %s %.4f: difference %+.4f, want within %g", pair[0], g, pair[1], tr, d, tol)
+		}
 	}
 }

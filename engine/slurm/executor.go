@@ -402,7 +402,10 @@ func (e *Executor) submit(ctx context.Context, job *engine.Job) (*Submission, bo
 	}
 	if ctx.Err() != nil {
 		e.stop(ctx, sub, io.Discard)
-		e.collect(ctx, kd, sub)
+		// Cancelled by this engine: no later one should adopt it. The lock
+		// is ours already, so the record is updated here, not by collect.
+		sub.Collected = true
+		_ = writeJSONAtomic(kd.Submission(), sub)
 		return nil, false, ctx.Err()
 	}
 	return sub, false, nil

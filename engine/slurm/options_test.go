@@ -86,3 +86,36 @@ func TestOptionsMergeKeepsJobValues(t *testing.T) {
 		t.Errorf("merge = %+v, want %+v", got, want)
 	}
 }
+
+func TestParseGresCountsGPUsPerType(t *testing.T) {
+	for in, want := range map[string]map[string]int{
+		"(null)":                             {},
+		"gpu:2":                              {"": 2},
+		"gpu:a100:4(S:0-1)":                  {"": 4, "a100": 4},
+		"gpu:a100:2,gpu:v100:1,lscratch:100": {"": 3, "a100": 2, "v100": 1},
+	} {
+		got := parseGres(in)
+		if len(got) != len(want) {
+			t.Errorf("parseGres(%q) = %v; want %v", in, got, want)
+			continue
+		}
+		for k, n := range want {
+			if got[k] != n {
+				t.Errorf("parseGres(%q) = %v; want %v", in, got, want)
+			}
+		}
+	}
+}
+
+func TestNeverClearsKnowsWaitingFromHopeless(t *testing.T) {
+	for _, r := range []string{"PartitionConfig", "PartitionTimeLimit", "BadConstraints", "InvalidQOS"} {
+		if !neverClears(r) {
+			t.Errorf("neverClears(%q) = false; want true", r)
+		}
+	}
+	for _, r := range []string{"Resources", "Priority", "Dependency", "BeginTime", "None", "ReqNodeNotAvail"} {
+		if neverClears(r) {
+			t.Errorf("neverClears(%q) = true; a job pending for it may still start", r)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package slurm
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,10 +33,11 @@ func (l *limits) String() string {
 	var g []string
 	for t, n := range l.GPUs {
 		if t == "" {
-			t = "any type"
+			t = "of any type"
 		}
 		g = append(g, fmt.Sprintf("%d %s", n, t))
 	}
+	sort.Strings(g)
 	gpus := "no GPUs"
 	if len(g) > 0 {
 		gpus = "GPUs: " + strings.Join(g, ", ")
@@ -66,7 +68,11 @@ func (p *partitions) get(ctx context.Context, c commands, name string) (*limits,
 		return cl.l, cl.err
 	}
 	p.mu.Unlock()
-	l, err := queryLimits(ctx, c, name)
+	// A controller that does not answer must not stall the engine's
+	// scheduling loop: the check is advisory, sbatch has the last word.
+	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	l, err := queryLimits(qctx, c, name)
+	cancel()
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}

@@ -267,7 +267,8 @@ func parseRef(n *node) (Ref, error) {
 	return Ref{Stage: stage, Output: out, Pos: n.pos}, nil
 }
 
-// buildForeach reads `foreach: {key: [values]}` or `foreach: other`.
+// buildForeach reads `foreach: {key: [values] | selection}` or
+// `foreach: other`.
 func buildForeach(st *Stage, n *node, errs *ErrorList) {
 	if from, ok := n.val.(string); ok && n.kind == scalarNode {
 		if !stageNameRE.MatchString(from) {
@@ -290,8 +291,16 @@ func buildForeach(st *Stage, n *node, errs *ErrorList) {
 		if !refNameRE.MatchString(p.key) {
 			errs.add(p.keyPos, "bad foreach key %q: want letters, digits, '_' and '-', not starting with a digit", p.key)
 		}
+		if p.val.kind == mapNode {
+			// Kept even when the selection is bad, so that ${each.KEY}
+			// does not report a second, misleading error.
+			if fk, _ := buildSelection(p, errs); len(fk.Values) > 0 {
+				st.Foreach = append(st.Foreach, fk)
+			}
+			continue
+		}
 		if p.val.kind != seqNode {
-			errs.add(p.val.pos, "foreach %s must be a list of values, got %s (write [%s] for one value)", p.key, p.val.describe(), p.val.text)
+			errs.add(p.val.pos, "foreach %s must be a list of values or a selection {from, top|bottom|above, by}, got %s (write [%s] for one value)", p.key, p.val.describe(), p.val.text)
 			continue
 		}
 		if len(p.val.items) == 0 {
@@ -299,20 +308,7 @@ func buildForeach(st *Stage, n *node, errs *ErrorList) {
 			continue
 		}
 		fk := ForeachKey{Name: p.key, Pos: p.keyPos}
-		seen := map[string]Pos{}
-		for _, it := range p.val.items {
-			if it.kind != scalarNode || it.val == nil {
-				errs.add(it.pos, "foreach %s: values must be strings, numbers or booleans, got %s", p.key, it.describe())
-				continue
-			}
-			label, _ := formatScalar(it.val)
-			if prev, dup := seen[label]; dup {
-				errs.add(it.pos, "foreach %s: value %q listed twice (first at %d:%d)", p.key, label, prev.Line, prev.Col)
-				continue
-			}
-			seen[label] = it.pos
-			fk.Values = append(fk.Values, it.val)
-		}
+		fk.Values, _ = foreachValues(p.key, p.val.items, errs)
 		st.Foreach = append(st.Foreach, fk)
 	}
 }

@@ -139,7 +139,11 @@ func digest(s *Spec, errs *ErrorList) string {
 		if st.ForeachFrom == "" {
 			keys := make([]any, len(st.Foreach))
 			for i, k := range st.Foreach {
-				keys[i] = map[string]any{"name": k.Name, "values": k.Values}
+				key := map[string]any{"name": k.Name, "values": k.Values}
+				if sel := k.Select; sel != nil {
+					key["select"] = map[string]any{"mode": sel.Mode, "k": sel.K, "above": sel.Threshold, "by": sel.By}
+				}
+				keys[i] = key
 			}
 			foreach = keys
 		}

@@ -29,6 +29,9 @@ type Instance struct {
 	// Isolate is the effective isolation: the stage's, else the spec's,
 	// else the kind's, else "inline".
 	Isolate string
+	// Gates are the selecting foreach keys the instance runs under (see
+	// Selection); their upstream instances are in Deps but feed no port.
+	Gates []*Gate
 }
 
 // Edge feeds one upstream instance's output (or, with Output "", its whole
@@ -64,6 +67,7 @@ func Expand(s *Spec, kinds Kinds, known ...string) (*Graph, error) {
 func (c *checker) expand() *Graph {
 	g := &Graph{ByID: map[string]*Instance{}}
 	byStage := map[string][]*Instance{}
+	gates := map[*Selection]*Gate{}
 	for _, st := range c.topoStages() {
 		keys := c.fanout[st.Name]
 		names := keyNames(keys)
@@ -83,6 +87,7 @@ func (c *checker) expand() *Graph {
 			inst.Params, _ = r.resolve(b) // errors were reported by checkParams
 			inst.Isolate = firstNonEmpty(st.Isolate, c.s.Isolate, d.Isolate, "inline")
 			c.connect(inst, byStage)
+			c.selectDeps(inst, g, gates)
 			byStage[st.Name] = append(byStage[st.Name], inst)
 			g.Instances = append(g.Instances, inst)
 			g.ByID[inst.ID] = inst
@@ -180,7 +185,7 @@ func (c *checker) topoStages() []*Stage {
 	users := map[string][]*Stage{}
 	for _, st := range c.s.Stages {
 		ups := map[string]bool{}
-		for _, in := range st.Inputs {
+		for _, in := range c.upstreamInputs(st) {
 			for _, r := range in.Refs {
 				if !ups[r.Stage] {
 					ups[r.Stage] = true

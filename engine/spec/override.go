@@ -226,6 +226,11 @@ func setStagePath(root, stagesNode *node, stageNames, segs []string, path string
 			return override{}, false
 		}
 	case "foreach", "inputs":
+		// A selection's fields may be set one at a time:
+		// STAGE.foreach.KEY.top=2 (see Selection).
+		if field == "foreach" && len(segs) == 4 && contains(selectKeys, segs[3]) {
+			break
+		}
 		if len(segs) > 3 {
 			errs.add(at, "bad override path %q: %s entries are set whole, e.g. %s.%s.%s=[a, b]", path, field, segs[0], field, segs[2])
 			return override{}, false

@@ -115,6 +115,9 @@ type ForeachKey struct {
 	Name   string
 	Values []any
 	Pos    Pos
+	// Select, when set, chooses some of Values (the candidates) at run
+	// time from an upstream metric; see Selection.
+	Select *Selection
 }
 
 // Resources is what a stage declares it needs. Zero fields mean "not

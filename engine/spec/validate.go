@@ -76,6 +76,7 @@ func check(s *Spec, kinds Kinds, known []string) (*Graph, ErrorList) {
 	}
 	for _, st := range s.Stages {
 		c.checkInputs(st, names)
+		c.checkSelections(st, names)
 	}
 	c.checkCycles()
 	for _, st := range s.Stages {
@@ -209,7 +210,7 @@ func (c *checker) checkCycles() {
 	visit = func(st *Stage) {
 		color[st.Name] = grey
 		stack = append(stack, st.Name)
-		for _, in := range st.Inputs {
+		for _, in := range c.upstreamInputs(st) {
 			for _, r := range in.Refs {
 				up, ok := c.byName[r.Stage]
 				if !ok {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -172,7 +173,9 @@ func (s *algonautsSubject) Close() {
 
 // openAlgonauts validates a subject folder and prepares streaming readers.
 // Nothing large is read yet.
-func openAlgonauts(root, subject string, rz Resizer) (_ *algonautsSubject, err error) {
+// maxImages > 0 keeps only the first maxImages images of each split (a
+// rehearsal on a subset); the fMRI files must still have a row per image.
+func openAlgonauts(root, subject string, rz Resizer, maxImages int) (_ *algonautsSubject, err error) {
 	dir := filepath.Join(root, subject)
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		have, _ := AlgonautsSubjects(root)
@@ -206,10 +209,14 @@ func openAlgonauts(root, subject string, rz Resizer) (_ *algonautsSubject, err e
 	if len(trainPaths) == 0 {
 		return nil, fmt.Errorf("%s: no training images, expected train-NNNN_nsd-NNNNN.png files", trainDir)
 	}
+	nTrainFiles := len(trainPaths)
+	if maxImages > 0 && len(trainPaths) > maxImages {
+		trainPaths, trainIDs = trainPaths[:maxImages], trainIDs[:maxImages]
+	}
 	all := trainPaths
 	for h := range 2 {
 		p := filepath.Join(dir, fmt.Sprintf(algoTrainFMRI, hemiNames[h]))
-		r, err := openFMRI(p, len(trainPaths), trainDir)
+		r, err := openFMRI(p, nTrainFiles, trainDir)
 		if err != nil {
 			return nil, err
 		}
@@ -226,10 +233,14 @@ func openAlgonauts(root, subject string, rz Resizer) (_ *algonautsSubject, err e
 		if err != nil {
 			return nil, err
 		}
+		nTestFiles := len(testPaths)
+		if maxImages > 0 && len(testPaths) > maxImages {
+			testPaths, testIDs = testPaths[:maxImages], testIDs[:maxImages]
+		}
 		t := &imageSet{N: len(testPaths), NSDIDs: testIDs}
 		for h := range 2 {
 			p := filepath.Join(dir, fmt.Sprintf(algoTestFMRI, hemiNames[h]))
-			r, err := openFMRI(p, len(testPaths), testDir)
+			r, err := openFMRI(p, nTestFiles, testDir)
 			if err != nil {
 				return nil, err
 			}
@@ -325,12 +336,26 @@ func openAlgonauts(root, subject string, rz Resizer) (_ *algonautsSubject, err e
 
 // digestSources hashes the subject's non-image source files (the images are
 // hashed while decoded) and merges the image digests.
-func (s *algonautsSubject) digestSources(root string) error {
+//
+// A part records the sources it read: an images part the images, a
+// responses part the rest, so a join's sources are the full artifact's.
+func (s *algonautsSubject) digestSources(root string, opt Options) error {
 	var paths []string
+	if !opt.wantResponses() {
+		s.mergeImageDigests()
+		return nil
+	}
 	for _, f := range s.files {
 		paths = append(paths, f.Name())
 	}
 	for fam := range s.in.Masks {
+		// A responses part of some ROIs records only their families' masks:
+		// an edit to another family's mask file must not change the part
+		// (and rerun every fine-tune downstream of it). The full artifact
+		// keeps recording every mask, as it always has.
+		if opt.Part == PartResponses && len(opt.ROIs) > 0 && !slices.ContainsFunc(opt.ROIs, func(r string) bool { return ROIFamily(r) == fam }) {
+			continue
+		}
 		paths = append(paths, s.in.MaskName(fam, 0), s.in.MaskName(fam, 1))
 	}
 	for h := range 2 {
@@ -361,10 +386,16 @@ func (s *algonautsSubject) digestSources(root string) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	s.mergeImageDigests()
+	return nil
+}
+
+// mergeImageDigests adds the digests of the images decoded so far (none in
+// a responses part).
+func (s *algonautsSubject) mergeImageDigests() {
 	for i, r := range s.pngRel {
 		if s.pngHash[i] != "" {
 			s.in.Sources[r] = s.pngHash[i]
 		}
 	}
-	return nil
 }

@@ -2,7 +2,9 @@ package data
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -22,13 +24,26 @@ const (
 	SplitTest  = "test"
 )
 
+// Parts of an NSD-like data artifact (param `part`). A study keeps one
+// images part per subject and one responses part per (subject, ROI), and a
+// join (the data kind with input `parts`) assembles the standard layout
+// from them, so adding an ROI leaves every existing join byte-identical.
+const (
+	PartAll       = "all"       // images and responses: the standard layout
+	PartImages    = "images"    // one subject's images per split, no responses
+	PartResponses = "responses" // one subject's responses (and noise ceilings), no images
+)
+
 // Splits lists the split names in canonical order.
 func Splits() []string { return []string{SplitTrain, SplitVal, SplitTest} }
 
 // Manifest is a data artifact's top-level manifest.json.
 type Manifest struct {
-	Kind      string   `json:"kind"` // KindNSD or KindClassification
-	Source    string   `json:"source"`
+	Kind   string `json:"kind"` // KindNSD or KindClassification
+	Source string `json:"source"`
+	// Part is PartImages or PartResponses for a part artifact; "" for the
+	// standard layout every later stage reads.
+	Part      string   `json:"part,omitempty"`
 	Subjects  []string `json:"subjects,omitempty"` // nsd
 	Classes   []string `json:"classes,omitempty"`  // classification
 	ImageSize int      `json:"image_size"`
@@ -82,6 +97,25 @@ type SubjectManifest struct {
 	// values mean (fraction of variance of the trial-averaged response).
 	NoiseCeiling string `json:"noise_ceiling,omitempty"`
 	ImageSize    int    `json:"image_size"`
+	// Split is set in part artifacts only: how the rows were assigned to
+	// splits, so that a join can check that its parts agree.
+	Split *SplitInfo `json:"split,omitempty"`
+}
+
+// SplitInfo records a subject's split assignment in a part artifact. Two
+// parts made from the same source with the same seed and fractions have
+// equal SplitInfo (and NSD ids); a join refuses parts that differ.
+type SplitInfo struct {
+	Seed         int64   `json:"seed"`
+	ValFraction  float64 `json:"val_fraction"`
+	TestFraction float64 `json:"test_fraction"`
+	// Images counts the source's images (training, then the release's
+	// test split when it has fMRI).
+	Images int `json:"images"`
+	// Rows maps each split to the BLAKE3 hex digest of its rows' sources,
+	// one line per row: the image file relative to the source root, or
+	// nsd-<id> for generated images.
+	Rows map[string]string `json:"rows"`
 }
 
 // ROI returns the named ROI's info.
@@ -172,7 +206,7 @@ func LabelsPath(dataset, split string) string {
 func LoadImages(dataset, subject, split string) (*npy.Array[uint8], error) {
 	a, err := npy.ReadFileExact[uint8](ImagesPath(dataset, subject, split))
 	if err != nil {
-		return nil, err
+		return nil, partHint(dataset, err)
 	}
 	if len(a.Shape) != 4 || a.Shape[1] != 3 {
 		return nil, fmt.Errorf("%s: shape %s, expected N x 3 x H x W", ImagesPath(dataset, subject, split), npy.ShapeString(a.Shape))
@@ -185,12 +219,25 @@ func LoadROI(dataset, subject, split, roi string) (*npy.Array[float32], error) {
 	p := ROIPath(dataset, subject, split, roi)
 	a, err := npy.ReadFileExact[float32](p)
 	if err != nil {
-		return nil, err
+		return nil, partHint(dataset, err)
 	}
 	if len(a.Shape) != 2 {
 		return nil, fmt.Errorf("%s: shape %s, expected images x voxels", p, npy.ShapeString(a.Shape))
 	}
 	return a, nil
+}
+
+// partHint explains a missing file of a part artifact: a stage that needs
+// images and responses was given one part instead of a join of both.
+func partHint(dataset string, err error) error {
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	m, merr := ReadManifest(dataset)
+	if merr != nil || m.Part == "" {
+		return err
+	}
+	return fmt.Errorf("%w (this data artifact is part: %s only: join it with the other part in a data stage whose input parts lists both, and read the join)", err, m.Part)
 }
 
 // LoadNoiseCeiling reads an ROI's per-voxel noise ceilings (fraction of the

@@ -3,6 +3,7 @@ package data
 import (
 	"bytes"
 	"context"
+	"io"
 	"path/filepath"
 	"testing"
 
@@ -33,5 +34,27 @@ func runStage(t *testing.T, params map[string]any) (string, error) {
 	if testing.Verbose() && log.Len() > 0 {
 		t.Logf("stage log:\n%s", log.String())
 	}
+	return filepath.Join(out, OutputPort), err
+}
+
+// runStageWith is runStage with input artifacts (the join's parts).
+func runStageWith(t *testing.T, params map[string]any, inputs map[string][]stages.Artifact) (string, error) {
+	t.Helper()
+	p := stages.Params{}
+	for _, ps := range New().Describe().Params {
+		p[ps.Name] = ps.Default
+	}
+	for k, v := range params {
+		if _, ok := p[k]; !ok {
+			t.Fatalf("undeclared param %q", k)
+		}
+		p[k] = v
+	}
+	out := t.TempDir()
+	err := New().Run(context.Background(), &stages.Request{
+		Instance: "data", Params: p, Inputs: inputs, OutDir: out,
+		Progress: stages.NopProgress{}, Log: io.Discard,
+		Resources: stages.Resources{CPUs: 2},
+	})
 	return filepath.Join(out, OutputPort), err
 }

@@ -25,6 +25,7 @@ type Summary struct {
 	Path      string           `json:"path"`
 	Layout    string           `json:"layout"`
 	Source    string           `json:"source,omitempty"`
+	Part      string           `json:"part,omitempty"` // images or responses for a part artifact
 	ImageSize int              `json:"image_size,omitempty"`
 	Subjects  []SubjectSummary `json:"subjects,omitempty"`
 	Classes   []ClassSummary   `json:"classes,omitempty"`
@@ -104,7 +105,7 @@ func inspectArtifact(path string) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Summary{Path: path, Source: m.Source, ImageSize: m.ImageSize}
+	s := &Summary{Path: path, Source: m.Source, Part: m.Part, ImageSize: m.ImageSize}
 	if m.Kind == KindClassification {
 		s.Layout = LayoutClassification
 		for _, c := range m.Classes {
@@ -244,6 +245,9 @@ func (s *Summary) WriteText(w io.Writer) error {
 	fmt.Fprintf(tw, "%s: %s\n", s.Path, s.Layout)
 	if s.Source != "" {
 		fmt.Fprintf(tw, "source: %s\n", s.Source)
+	}
+	if s.Part != "" {
+		fmt.Fprintf(tw, "part: %s (join it with the other part before tuning or ridge)\n", s.Part)
 	}
 	if s.ImageSize > 0 {
 		fmt.Fprintf(tw, "image size: %d\n", s.ImageSize)

@@ -13,6 +13,14 @@
 //	<subject>/noise_ceiling/<ROI>.npy  float32 v, fraction of variance (when known)
 //	<subject>/truth/...                synthetic only: planted noise ceilings, per-image category and attribute
 //
+// Parts (param part, NSD-like sources): an images part holds the
+// subjects' images (<split>/images.npy, files.txt, synthetic truth of the
+// images) and a responses part the ROIs' responses and noise ceilings, each
+// with manifest.json{part: ...} and <subject>/manifest.json recording the
+// split (SplitInfo). A data instance with input "parts" joins one images
+// part per subject with responses parts into the layout above, equal byte
+// for byte to part "all" of the same subjects and ROIs (JoinParts).
+//
 // Classification sources:
 //
 //	manifest.json                      Manifest{kind: "classification", classes: [...]}
@@ -41,6 +49,9 @@ const (
 // OutputPort is the name of the stage's only output.
 const OutputPort = "dataset"
 
+// PartsPort is the optional input of part artifacts to join.
+const PartsPort = "parts"
+
 type stage struct{}
 
 // New returns the `data` stage kind.
@@ -67,6 +78,10 @@ func (stage) Describe() stages.Description {
 				Doc: "a single subject (bound by foreach); overrides subjects"},
 			{Name: "rois", Type: stages.TypeStrings, Default: []any{},
 				Doc: "ROI names to extract; empty: every ROI with vertices"},
+			{Name: "roi", Type: stages.TypeString, Default: "",
+				Doc: "a single ROI (bound by foreach); overrides rois"},
+			{Name: "part", Type: stages.TypeString, Default: PartAll, Enum: []string{PartAll, PartImages, PartResponses},
+				Doc: "NSD-like sources: all (images and responses, the layout later stages read), images (the subjects' images per split, no responses: independent of the ROI list) or responses (the ROIs' responses and noise ceilings, no images); a data stage with input parts joins them into the full layout"},
 			{Name: "image_size", Type: stages.TypeInt, Default: int64(0), Min: fp(0), Max: fp(2048),
 				Doc: "output image side; 0: source default (224 algonauts and imagefolder, 64 synthetic, synthetic-categories and idx)"},
 			{Name: "resample", Type: stages.TypeString, Default: ResampleArea, Enum: []string{ResampleArea, ResampleBilinear},
@@ -97,8 +112,10 @@ func (stage) Describe() stages.Description {
 			{Name: "classes", Type: stages.TypeStrings, Default: []any{},
 				Doc: "idx: class names by label; empty: Fashion-MNIST names when root mentions fashion, else the label numbers"},
 			{Name: "max_images", Type: stages.TypeInt, Default: int64(0), Min: fp(0),
-				Doc: "idx: use at most this many images of each file; imagefolder: of each class (0: all)"},
+				Doc: "idx: use at most this many images of each file; imagefolder: of each class; algonauts: the first this many images of each subject's training (and test) split, for a rehearsal on a subset (0: all)"},
 		},
+		Inputs: []stages.PortSpec{{Name: PartsPort, Many: true, Optional: true,
+			Doc: "part artifacts to join (part: images and part: responses of the same source, seed and fractions): one images part per subject and the responses parts of its ROIs; when bound, the stage joins them and its source params are not used"}},
 		Outputs: []stages.PortSpec{{Name: OutputPort, Doc: "data artifact (see package data for the layout)"}},
 	}
 }
@@ -110,11 +127,25 @@ func (s stage) Run(ctx context.Context, req *stages.Request) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", out, err)
 	}
+	part := p.String("part")
+	if parts := req.Inputs[PartsPort]; len(parts) > 0 {
+		if part != PartAll {
+			return fmt.Errorf("param part: %s with input %s: a join writes the full layout, expected part: %s (or no parts input)", part, PartsPort, PartAll)
+		}
+		metrics, err := JoinParts(ctx, parts, out)
+		if err != nil {
+			return err
+		}
+		return writeJSON(filepath.Join(req.OutDir, "metrics.json"), metrics)
+	}
 	workers := req.Resources.CPUs
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	source := p.String("source")
+	if part != PartAll && source != SourceAlgonauts && source != SourceSynthetic {
+		return fmt.Errorf("param part: %s applies to NSD-like sources (%s, %s), not source %s; expected part: %s", part, SourceAlgonauts, SourceSynthetic, source, PartAll)
+	}
 	size := p.Int("image_size")
 	if size == 0 {
 		size = 64
@@ -130,8 +161,13 @@ func (s stage) Run(ctx context.Context, req *stages.Request) error {
 	if one := p.String("subject"); one != "" {
 		subjects = []string{one}
 	}
+	rois := p.Strings("rois")
+	if one := p.String("roi"); one != "" {
+		rois = []string{one}
+	}
 	opt := Options{
-		ROIs:         p.Strings("rois"),
+		Part:         part,
+		ROIs:         rois,
 		ImageSize:    size,
 		Resample:     p.String("resample"),
 		Resize:       p.String("resize"),
@@ -140,6 +176,7 @@ func (s stage) Run(ctx context.Context, req *stages.Request) error {
 		TestFraction: p.Float("test_fraction"),
 		Seed:         int64(p.Int("seed")),
 		NonFinite:    p.String("nonfinite"),
+		MaxImages:    p.Int("max_images"),
 		Workers:      workers,
 		Progress:     req.Progress,
 		Log:          req.Log,
@@ -174,6 +211,18 @@ func (s stage) Run(ctx context.Context, req *stages.Request) error {
 		return err
 	}
 	return writeJSON(filepath.Join(req.OutDir, "metrics.json"), metrics)
+}
+
+// manifest is the top-level manifest of an NSD-like artifact or part.
+func (o Options) manifest(source string, subjects []string) Manifest {
+	m := Manifest{Kind: KindNSD, Source: source, Subjects: subjects, ImageSize: o.ImageSize, Preprocess: o.preprocess()}
+	if o.isPart() {
+		m.Part = o.Part
+	}
+	if !o.wantImages() {
+		m.ImageSize, m.Preprocess = 0, nil
+	}
+	return m
 }
 
 // nsdMetrics summarises the subjects written.
@@ -212,11 +261,11 @@ func BuildAlgonauts(ctx context.Context, root string, subjects []string, opt Opt
 	opt = opt.withDefaults()
 	var ms []*SubjectManifest
 	for _, name := range subjects {
-		s, err := openAlgonauts(root, name, opt.resizer())
+		s, err := openAlgonauts(root, name, opt.resizer(), opt.MaxImages)
 		if err != nil {
 			return nil, err
 		}
-		s.in.Finish = func() error { return s.digestSources(root) }
+		s.in.Finish = func() error { return s.digestSources(root, opt) }
 		fmt.Fprintf(opt.Log, "%s: %d training images, test split %v\n", name, s.in.Train.N, s.in.Test != nil)
 		m, err := buildSubject(ctx, &s.in, opt, filepath.Join(out, name))
 		s.Close()
@@ -225,7 +274,7 @@ func BuildAlgonauts(ctx context.Context, root string, subjects []string, opt Opt
 		}
 		ms = append(ms, m)
 	}
-	if err := writeJSON(filepath.Join(out, "manifest.json"), Manifest{Kind: KindNSD, Source: SourceAlgonauts + ":" + root, Subjects: subjects, ImageSize: opt.ImageSize, Preprocess: opt.preprocess()}); err != nil {
+	if err := writeJSON(filepath.Join(out, "manifest.json"), opt.manifest(SourceAlgonauts+":"+root, subjects)); err != nil {
 		return nil, err
 	}
 	return nsdMetrics(ms), nil
@@ -242,18 +291,25 @@ func BuildSynthetic(ctx context.Context, cfg SynthConfig, subjects []string, opt
 	}
 	var ms []*SubjectManifest
 	for _, name := range subjects {
-		sub, err := newSynthSubject(ctx, si, name, cfg)
-		if err != nil {
-			return nil, err
+		var sub *synthSubject
+		if opt.wantResponses() {
+			if sub, err = newSynthSubject(ctx, si, name, cfg, opt.ROIs); err != nil {
+				return nil, err
+			}
 		}
-		m, err := buildSubject(ctx, synthSubjectInput(si, sub, cfg, opt.ImageSize), opt, filepath.Join(out, name))
+		m, err := buildSubject(ctx, synthSubjectInput(si, name, sub, cfg, opt.ImageSize), opt, filepath.Join(out, name))
 		if err != nil {
 			return nil, err
 		}
 		ms = append(ms, m)
 	}
 	src := fmt.Sprintf("synthetic:seed=%d,n_images=%d,voxels_per_roi=%d,reps=%d", cfg.Seed, cfg.NImages, cfg.VoxelsPerROI, cfg.Reps)
-	if err := writeJSON(filepath.Join(out, "manifest.json"), Manifest{Kind: KindNSD, Source: src, Subjects: subjects, ImageSize: opt.ImageSize, Preprocess: opt.preprocess()}); err != nil {
+	if opt.Part == PartImages {
+		// The images depend on these two only; a join takes its source
+		// from the responses parts.
+		src = fmt.Sprintf("synthetic:seed=%d,n_images=%d", cfg.Seed, cfg.NImages)
+	}
+	if err := writeJSON(filepath.Join(out, "manifest.json"), opt.manifest(src, subjects)); err != nil {
 		return nil, err
 	}
 	return nsdMetrics(ms), nil

@@ -22,7 +22,7 @@ func TestDescribe(t *testing.T) {
 			t.Errorf("param %s has no doc", p.Name)
 		}
 		switch p.Type {
-		case stages.TypeString:
+		case stages.TypeString, stages.TypePath:
 			s, ok := p.Default.(string)
 			if !ok || (p.Enum != nil && !slices.Contains(p.Enum, s)) {
 				t.Errorf("param %s: default %#v not in %v", p.Name, p.Default, p.Enum)

@@ -2,6 +2,7 @@ package data
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"math"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/voxflow/voxflow/stages"
 	"github.com/voxflow/voxflow/stages/npy"
+	"github.com/zeebo/blake3"
 )
 
 // Non-finite policies.
@@ -82,9 +84,14 @@ type Options struct {
 	TestFraction float64
 	Seed         int64
 	NonFinite    string
-	Workers      int
-	Progress     stages.Progress // nil: no progress reports
-	Log          io.Writer       // nil: discard
+	// MaxImages > 0 (algonauts) keeps the first MaxImages images of each
+	// source split; 0 keeps all.
+	MaxImages int
+	// Part is PartAll ("" too), PartImages or PartResponses.
+	Part     string
+	Workers  int
+	Progress stages.Progress // nil: no progress reports
+	Log      io.Writer       // nil: discard
 }
 
 // withDefaults fills nil hooks and zero sizes so callers outside the engine
@@ -214,28 +221,27 @@ func seq(n int) []int {
 	return s
 }
 
-// buildSubject writes one subject of an NSD-like data artifact into dir.
+// wantImages and wantResponses say what opt.Part writes.
+func (o Options) wantImages() bool    { return o.Part != PartResponses }
+func (o Options) wantResponses() bool { return o.Part != PartImages }
+
+// isPart says whether opt.Part makes a part artifact.
+func (o Options) isPart() bool { return o.Part == PartImages || o.Part == PartResponses }
+
+// buildSubject writes one subject of an NSD-like data artifact into dir:
+// images and responses, or only one of them for a part (opt.Part). Both
+// parts assign rows to splits with the same assignSplits call, so a join
+// of an images part and a responses part equals the full artifact.
 func buildSubject(ctx context.Context, in *subjectInput, opt Options, dir string) (*SubjectManifest, error) {
-	if in.Train.FMRI[0] == nil || in.Train.FMRI[1] == nil {
-		return nil, fmt.Errorf("subject %s: training split has no fMRI", in.Subject)
-	}
-	for fam, m := range in.Masks {
-		for h := range 2 {
-			if want := in.Train.FMRI[h].Cols(); len(m[h]) != want {
-				return nil, fmt.Errorf("%s: mask has %d vertices, expected %d (the columns of %s)", in.MaskName(fam, h), len(m[h]), want, in.Train.FMRI[h].Name())
-			}
+	var rois []roiSel
+	if opt.wantResponses() {
+		if err := checkFMRI(in); err != nil {
+			return nil, err
 		}
-	}
-	if in.Test != nil {
-		for h := range 2 {
-			if a, b := in.Test.FMRI[h].Cols(), in.Train.FMRI[h].Cols(); a != b {
-				return nil, fmt.Errorf("%s: %d vertices, expected %d as in %s", in.Test.FMRI[h].Name(), a, b, in.Train.FMRI[h].Name())
-			}
+		var err error
+		if rois, err = selectROIs(in, opt.ROIs); err != nil {
+			return nil, err
 		}
-	}
-	rois, err := selectROIs(in, opt.ROIs)
-	if err != nil {
-		return nil, err
 	}
 	nTest := 0
 	if in.Test != nil {
@@ -249,10 +255,6 @@ func buildSubject(ctx context.Context, in *subjectInput, opt Options, dir string
 		}
 	}
 	// where[i] = (split, row) of training source image i.
-	type slot struct {
-		split string
-		row   int
-	}
 	where := make([]slot, in.Train.N)
 	for _, s := range []string{SplitTrain, SplitVal} {
 		for r, i := range splits[s] {
@@ -264,7 +266,132 @@ func buildSubject(ctx context.Context, in *subjectInput, opt Options, dir string
 			where[i] = slot{SplitTest, r}
 		}
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", dir, err)
+	}
+	haveNC := in.NoiseCeiling[0] != nil && in.NoiseCeiling[1] != nil
+	if opt.wantResponses() {
+		if err := writeResponses(ctx, in, opt, dir, rois, splits, where); err != nil {
+			return nil, err
+		}
+	}
+	if opt.wantImages() {
+		if err := writeSubjectImages(ctx, in, opt, dir, splits, func(i int) (string, int) { s := where[i]; return s.split, s.row }); err != nil {
+			return nil, err
+		}
+	}
 
+	if in.Finish != nil {
+		if err := in.Finish(); err != nil {
+			return nil, err
+		}
+	}
+	m := &SubjectManifest{
+		Subject:   in.Subject,
+		NSDIDs:    map[string][]int{},
+		Splits:    map[string]int{},
+		Sources:   in.Sources,
+		TestSplit: "holdout",
+		ImageSize: opt.ImageSize,
+	}
+	if !opt.wantImages() {
+		// A responses part does not depend on the image size, so changing
+		// it leaves the part (and every join of it) as it was.
+		m.ImageSize = 0
+	}
+	if m.Sources == nil {
+		m.Sources = map[string]string{}
+	}
+	if in.Test != nil {
+		m.TestSplit = "release"
+	}
+	if haveNC && opt.wantResponses() {
+		m.NoiseCeiling = "fraction of the variance of the trial-averaged response that is signal"
+	}
+	for _, r := range rois {
+		m.ROIs = append(m.ROIs, r.info)
+	}
+	for _, s := range Splits() {
+		m.Splits[s] = len(splits[s])
+		ids := in.Train.NSDIDs
+		if s == SplitTest && in.Test != nil {
+			ids = in.Test.NSDIDs
+		}
+		m.NSDIDs[s] = make([]int, len(splits[s]))
+		for j, i := range splits[s] {
+			m.NSDIDs[s][j] = ids[i]
+		}
+	}
+	if opt.isPart() {
+		m.Split = splitInfo(in, opt, splits)
+	}
+	if in.Extra != nil && opt.wantImages() {
+		if err := in.Extra(dir, splits, in.Test); err != nil {
+			return nil, err
+		}
+	}
+	if err := writeJSON(filepath.Join(dir, "manifest.json"), m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// slot is where a source image lands: its split and row there.
+type slot struct {
+	split string
+	row   int
+}
+
+// splitInfo records the split assignment of a part artifact.
+func splitInfo(in *subjectInput, opt Options, splits map[string][]int) *SplitInfo {
+	si := &SplitInfo{Seed: opt.Seed, ValFraction: opt.ValFraction, TestFraction: opt.TestFraction, Images: in.Train.N, Rows: map[string]string{}}
+	if in.Test != nil {
+		si.Images += in.Test.N
+	}
+	for _, s := range Splits() {
+		set := &in.Train
+		if s == SplitTest && in.Test != nil {
+			set = in.Test
+		}
+		h := blake3.New()
+		for _, i := range splits[s] {
+			if set.Files != nil {
+				fmt.Fprintf(h, "%s\n", set.Files[i])
+			} else {
+				fmt.Fprintf(h, "nsd-%d\n", set.NSDIDs[i])
+			}
+		}
+		si.Rows[s] = hex.EncodeToString(h.Sum(nil))
+	}
+	return si
+}
+
+// checkFMRI checks that the fMRI files, masks and test split agree on the
+// vertex counts.
+func checkFMRI(in *subjectInput) error {
+	if in.Train.FMRI[0] == nil || in.Train.FMRI[1] == nil {
+		return fmt.Errorf("subject %s: training split has no fMRI", in.Subject)
+	}
+	for fam, m := range in.Masks {
+		for h := range 2 {
+			if want := in.Train.FMRI[h].Cols(); len(m[h]) != want {
+				return fmt.Errorf("%s: mask has %d vertices, expected %d (the columns of %s)", in.MaskName(fam, h), len(m[h]), want, in.Train.FMRI[h].Name())
+			}
+		}
+	}
+	if in.Test != nil {
+		for h := range 2 {
+			if a, b := in.Test.FMRI[h].Cols(), in.Train.FMRI[h].Cols(); a != b {
+				return fmt.Errorf("%s: %d vertices, expected %d as in %s", in.Test.FMRI[h].Name(), a, b, in.Train.FMRI[h].Name())
+			}
+		}
+	}
+	return nil
+}
+
+// writeResponses writes the selected ROIs' responses (z-scored with train
+// statistics) and noise ceilings of every split into dir.
+func writeResponses(ctx context.Context, in *subjectInput, opt Options, dir string, rois []roiSel, splits map[string][]int, where []slot) error {
 	// Responses: one pass over the fMRI rows, scattered into per-ROI
 	// matrices, so only the selected vertices are ever held.
 	resp := make([]map[string][]float32, len(rois))
@@ -322,11 +449,11 @@ func buildSubject(ctx context.Context, in *subjectInput, opt Options, dir string
 		return nil
 	}
 	if err := scan(&in.Train, func(i int) slot { return where[i] }); err != nil {
-		return nil, err
+		return err
 	}
 	if in.Test != nil {
 		if err := scan(in.Test, func(i int) slot { return slot{SplitTest, i} }); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if len(badFiles) > 0 && opt.NonFinite != NonFiniteDrop {
@@ -342,12 +469,9 @@ func buildSubject(ctx context.Context, in *subjectInput, opt Options, dir string
 			b := badFiles[n]
 			parts = append(parts, fmt.Sprintf("%s: %d non-finite values in the selected ROIs' vertices (first at image row %d, vertex %d)", n, b.count, b.row, b.vert))
 		}
-		return nil, fmt.Errorf("%s; expected finite responses (set nonfinite: drop-voxels to drop those voxels)", strings.Join(parts, "; "))
+		return fmt.Errorf("%s; expected finite responses (set nonfinite: drop-voxels to drop those voxels)", strings.Join(parts, "; "))
 	}
 
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create %s: %w", dir, err)
-	}
 	haveNC := in.NoiseCeiling[0] != nil && in.NoiseCeiling[1] != nil
 	haveTrue := in.TrueNoiseCeiling[0] != nil && in.TrueNoiseCeiling[1] != nil
 	for k := range rois {
@@ -361,7 +485,7 @@ func buildSubject(ctx context.Context, in *subjectInput, opt Options, dir string
 		if dropped := r.info.Voxels() - len(keep); dropped > 0 {
 			fmt.Fprintf(opt.Log, "subject %s ROI %s: dropped %d of %d voxels with non-finite responses\n", in.Subject, r.info.Name, dropped, r.info.Voxels())
 			if len(keep) == 0 {
-				return nil, fmt.Errorf("subject %s ROI %s: every voxel has non-finite responses", in.Subject, r.info.Name)
+				return fmt.Errorf("subject %s ROI %s: every voxel has non-finite responses", in.Subject, r.info.Name)
 			}
 			lhKept := 0
 			for _, c := range keep {
@@ -381,10 +505,10 @@ func buildSubject(ctx context.Context, in *subjectInput, opt Options, dir string
 		for _, s := range Splits() {
 			d := filepath.Join(dir, s, "roi")
 			if err := os.MkdirAll(d, 0o755); err != nil {
-				return nil, fmt.Errorf("create %s: %w", d, err)
+				return fmt.Errorf("create %s: %w", d, err)
 			}
 			if err := npy.WriteFile(filepath.Join(d, r.info.Name+".npy"), []int{len(splits[s]), v}, resp[k][s]); err != nil {
-				return nil, err
+				return err
 			}
 			resp[k][s] = nil // let the GC have it before the next ROI
 		}
@@ -407,65 +531,17 @@ func buildSubject(ctx context.Context, in *subjectInput, opt Options, dir string
 		}
 		if haveNC {
 			if err := writeNC(in.NoiseCeiling, "noise_ceiling"); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		if haveTrue {
 			if err := writeNC(in.TrueNoiseCeiling, filepath.Join("truth", "noise_ceiling")); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
 
-	if err := writeSubjectImages(ctx, in, opt, dir, splits, func(i int) (string, int) { s := where[i]; return s.split, s.row }); err != nil {
-		return nil, err
-	}
-
-	if in.Finish != nil {
-		if err := in.Finish(); err != nil {
-			return nil, err
-		}
-	}
-	m := &SubjectManifest{
-		Subject:   in.Subject,
-		NSDIDs:    map[string][]int{},
-		Splits:    map[string]int{},
-		Sources:   in.Sources,
-		TestSplit: "holdout",
-		ImageSize: opt.ImageSize,
-	}
-	if m.Sources == nil {
-		m.Sources = map[string]string{}
-	}
-	if in.Test != nil {
-		m.TestSplit = "release"
-	}
-	if haveNC {
-		m.NoiseCeiling = "fraction of the variance of the trial-averaged response that is signal"
-	}
-	for _, r := range rois {
-		m.ROIs = append(m.ROIs, r.info)
-	}
-	for _, s := range Splits() {
-		m.Splits[s] = len(splits[s])
-		ids := in.Train.NSDIDs
-		if s == SplitTest && in.Test != nil {
-			ids = in.Test.NSDIDs
-		}
-		m.NSDIDs[s] = make([]int, len(splits[s]))
-		for j, i := range splits[s] {
-			m.NSDIDs[s][j] = ids[i]
-		}
-	}
-	if in.Extra != nil {
-		if err := in.Extra(dir, splits, in.Test); err != nil {
-			return nil, err
-		}
-	}
-	if err := writeJSON(filepath.Join(dir, "manifest.json"), m); err != nil {
-		return nil, err
-	}
-	return m, nil
+	return nil
 }
 
 // selectCols keeps columns keep of an n x v0 row-major matrix.

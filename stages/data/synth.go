@@ -337,7 +337,12 @@ func ncFromSNR(ncsnr float64, n int) float64 {
 // (the first nFMRI have fMRI). Each trial is signal (unit variance) plus
 // Gaussian noise of sd 1/ncsnr; the noise ceiling is estimated from the
 // repeats as NSD does and reported beside the planted one.
-func newSynthSubject(ctx context.Context, si *synthImages, name string, cfg SynthConfig) (*synthSubject, error) {
+//
+// rois, when not empty, limits the work to those ROIs' vertices: every
+// vertex has its own model and noise stream, so theirs come out exactly as
+// in a full generation, and the others stay zero (a responses part of one
+// ROI need not generate the whole cortex).
+func newSynthSubject(ctx context.Context, si *synthImages, name string, cfg SynthConfig, rois []string) (*synthSubject, error) {
 	reps := max(1, cfg.Reps)
 	sub := &synthSubject{Name: name, Masks: map[string][2][]int32{}, ImagesWithFMRI: len(si.scenes)}
 	n := len(si.scenes)
@@ -358,6 +363,7 @@ func newSynthSubject(ctx context.Context, si *synthImages, name string, cfg Synt
 			}
 			sub.Masks[fam.Name] = m
 		}
+		need := neededVertices(sub.Masks, h, v, rois)
 		// Vertices are independent: generate them in parallel, each from
 		// its own noise stream so the result does not depend on scheduling.
 		var wg sync.WaitGroup
@@ -371,6 +377,9 @@ func newSynthSubject(ctx context.Context, si *synthImages, name string, cfg Synt
 				for j := w; j < v; j += workers {
 					if ctx.Err() != nil {
 						return
+					}
+					if need != nil && !need[j] {
+						continue
 					}
 					m := &models[j]
 					s := m.signal(si, nFit)
@@ -427,6 +436,29 @@ func newSynthSubject(ctx context.Context, si *synthImages, name string, cfg Synt
 		sub.FMRI[h], sub.NC[h], sub.TrueNC[h] = fmri, nc, trueNC
 	}
 	return sub, nil
+}
+
+// neededVertices marks the vertices of hemisphere h that belong to one of
+// rois; nil (all) when rois is empty or names an unknown ROI, which the
+// ROI selection reports.
+func neededVertices(masks map[string][2][]int32, h, v int, rois []string) []bool {
+	if len(rois) == 0 {
+		return nil
+	}
+	need := make([]bool, v)
+	for _, r := range rois {
+		fam, label, ok := LookupROI(r)
+		m, have := masks[fam]
+		if !ok || !have {
+			return nil
+		}
+		for j, l := range m[h] {
+			if int(l) == label {
+				need[j] = true
+			}
+		}
+	}
+	return need
 }
 
 // memRows serves rows [from, to) of an in-memory images x vertices matrix.

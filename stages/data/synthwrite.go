@@ -29,14 +29,17 @@ func synthNSDID(i int) int { return (i*7 + 3) % 73000 }
 // synthSubjectInput adapts a generated subject to the artifact writer. Only
 // the first cfg.NImages images carry fMRI in the synthetic source; the test
 // split is a seeded hold-out, as for an Algonauts release without test fMRI.
-func synthSubjectInput(si *synthImages, sub *synthSubject, cfg SynthConfig, size int) *subjectInput {
+//
+// sub is nil for an images part: the images (the same for every subject of
+// a seed) need none of the subject's responses.
+func synthSubjectInput(si *synthImages, name string, sub *synthSubject, cfg SynthConfig, size int) *subjectInput {
 	n := cfg.NImages
 	ids := make([]int, n)
 	for i := range ids {
 		ids[i] = synthNSDID(i)
 	}
 	in := &subjectInput{
-		Subject: sub.Name,
+		Subject: name,
 		Train: imageSet{
 			N:      n,
 			NSDIDs: ids,
@@ -45,18 +48,20 @@ func synthSubjectInput(si *synthImages, sub *synthSubject, cfg SynthConfig, size
 				return nil
 			},
 		},
-		Masks: sub.Masks,
-		MaskName: func(fam string, h int) string {
-			return fmt.Sprintf("synthetic %s mask of %s (%s)", fam, sub.Name, hemiNames[h])
-		},
-		NoiseCeiling:     sub.NC,
-		TrueNoiseCeiling: sub.TrueNC,
-	}
-	for h := range 2 {
-		in.Train.FMRI[h] = &memRows{name: fmt.Sprintf("synthetic %s fMRI of %s", hemiNames[h], sub.Name), data: sub.FMRI[h], cols: sub.Verts[h]}
 	}
 	in.Extra = func(dir string, splits map[string][]int, _ *imageSet) error {
 		return writeTruth(dir, si, splits)
+	}
+	if sub == nil {
+		return in
+	}
+	in.Masks = sub.Masks
+	in.MaskName = func(fam string, h int) string {
+		return fmt.Sprintf("synthetic %s mask of %s (%s)", fam, sub.Name, hemiNames[h])
+	}
+	in.NoiseCeiling, in.TrueNoiseCeiling = sub.NC, sub.TrueNC
+	for h := range 2 {
+		in.Train.FMRI[h] = &memRows{name: fmt.Sprintf("synthetic %s fMRI of %s", hemiNames[h], sub.Name), data: sub.FMRI[h], cols: sub.Verts[h]}
 	}
 	return in
 }
@@ -110,7 +115,7 @@ func WriteSynthAlgonauts(ctx context.Context, root string, opt SynthAlgonautsOpt
 		return err
 	}
 	for _, name := range opt.Subjects {
-		sub, err := newSynthSubject(ctx, si, name, cfg)
+		sub, err := newSynthSubject(ctx, si, name, cfg, nil)
 		if err != nil {
 			return err
 		}

@@ -97,12 +97,16 @@ func (s *study) groupsFigure() (*figure, error) {
 			p.Add(eb)
 		}
 	}
-	p.NominalX(groups...)
+	titles := make([]string, len(groups))
+	for i, g := range groups {
+		titles[i] = groupTitle(g)
+	}
+	p.NominalX(titles...)
 	p.X.Min, p.X.Max = -0.5, float64(len(groups))-0.5
 	p.Y.Min = math.Min(0, p.Y.Min)
 	p.Y.Max *= 1.05
 	f.panels = [][]*plot.Plot{{p}}
-	f.caption = "Mean test Pearson r per ROI group (the mean over the group's ROIs of each ROI's mean over voxels), per network. "
+	f.caption = "Mean test Pearson r per ROI group (the mean over the group's ROIs of each ROI's mean over voxels), per network; " + groupMembers + ". "
 	switch {
 	case withoutCI == 0 && len(s.rms) == 1:
 		f.caption += "Error bars: bootstrap 95% CI over test images, from the ridge metrics."

@@ -103,6 +103,21 @@ type delta struct {
 // groupOrder is the poster's order of ROI groups.
 func groupOrder() []string { return []string{"early", "higher", "streams"} }
 
+// groupTitle is the poster's name for an ROI group: the anatomical
+// streams ROIs are its third group, "anatomical".
+func groupTitle(g string) string {
+	if g == "streams" {
+		return "anatomical (streams)"
+	}
+	return g
+}
+
+// groupMembers says which ROIs make each group (the data stage's label
+// tables, DESIGN.md section 8), for the headline and the figure caption.
+const groupMembers = "early = prf-visualrois (V1v, V1d, V2v, V2d, V3v, V3d, hV4); " +
+	"higher = floc-bodies, floc-faces, floc-places and floc-words (EBA ... mTL-words); " +
+	"anatomical (streams) = the streams atlas (early, midventral, midlateral, midparietal, ventral, lateral, parietal)"
+
 // study is what the figures are drawn from.
 type study struct {
 	rms              []*ridgeMetrics
@@ -277,7 +292,7 @@ func writeHeadline(req *stages.Request, rms []*ridgeMetrics, nets []string, cont
 	b.WriteString("\n|---|" + strings.Repeat("---|", len(nets)+len(pctCols)) + "\n")
 	for _, g := range groups {
 		head[g] = map[string]float64{}
-		fmt.Fprintf(&b, "| %s |", g)
+		fmt.Fprintf(&b, "| %s |", groupTitle(g))
 		for _, n := range nets {
 			m, ok := groupStats(rms, g, n)
 			if !ok {
@@ -302,6 +317,9 @@ func writeHeadline(req *stages.Request, rms []*ridgeMetrics, nets []string, cont
 			fmt.Fprintf(&b, " %.1f |", meanOf(v))
 		}
 		b.WriteString("\n")
+	}
+	if len(groups) > 0 {
+		b.WriteString("\nROI groups: " + groupMembers + ".\n")
 	}
 	if err := os.WriteFile(filepath.Join(req.OutDir, "headline.md"), []byte(b.String()), 0o644); err != nil {
 		return err

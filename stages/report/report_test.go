@@ -40,11 +40,13 @@ func TestReportDrawsEveryFigureAndHeadline(t *testing.T) {
 		"group": map[string]any{
 			"early":  map[string]any{"feat_control": sc(0.30), "feat_cl": sc(0.35), "feat_mse": sc(0.32)},
 			"higher": map[string]any{"feat_control": sc(0.10), "feat_cl": sc(0.25), "feat_mse": sc(0.20)},
+			// The poster's third group: the anatomical streams ROIs.
+			"streams": map[string]any{"feat_control": sc(0.15), "feat_cl": sc(0.22), "feat_mse": sc(0.18)},
 		},
 		"compare": map[string]any{
 			"feat_cl_vs_feat_control": map[string]any{
 				"roi":   map[string]any{"V1v": map[string]any{"pct_improved": 60.0}, "FFA-1": map[string]any{"pct_improved": 80.0}},
-				"group": map[string]any{"early": map[string]any{"pct_improved": 60.0}, "higher": map[string]any{"pct_improved": 80.0}},
+				"group": map[string]any{"early": map[string]any{"pct_improved": 60.0}, "higher": map[string]any{"pct_improved": 80.0}, "streams": map[string]any{"pct_improved": 65.0}},
 			},
 			"feat_cl_vs_feat_mse": map[string]any{
 				"roi":   map[string]any{"V1v": map[string]any{"pct_improved": 55.0}, "FFA-1": map[string]any{"pct_improved": 70.0}},
@@ -101,19 +103,23 @@ func TestReportDrawsEveryFigureAndHeadline(t *testing.T) {
 		if err := validateSVG(svg); err != nil {
 			t.Errorf("figure %s.svg: %v", f, err)
 		}
+		if f == "groups" && !strings.Contains(string(svg), "anatomical (streams)") {
+			t.Errorf("the groups figure does not name the anatomical group")
+		}
 	}
 	head, err := os.ReadFile(filepath.Join(out, "headline.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| higher | 0.1000 | 0.2500 | 0.2000 | 80.0 | 70.0 |", "% voxels feat_cl > feat_control"} {
+	for _, want := range []string{"| higher | 0.1000 | 0.2500 | 0.2000 | 80.0 | 70.0 |", "% voxels feat_cl > feat_control",
+		"| anatomical (streams) | 0.1500 | 0.2200 | 0.1800 | 65.0 | - |", "anatomical (streams) = the streams atlas (early, midventral"} {
 		if !strings.Contains(string(head), want) {
 			t.Errorf("headline lacks %q:\n%s", want, head)
 		}
 	}
 	var m struct{ Headline map[string]map[string]float64 }
 	b, _ := os.ReadFile(filepath.Join(out, "metrics.json"))
-	if err := json.Unmarshal(b, &m); err != nil || m.Headline["early"]["feat_cl"] != 0.35 {
+	if err := json.Unmarshal(b, &m); err != nil || m.Headline["early"]["feat_cl"] != 0.35 || m.Headline["streams"]["feat_cl"] != 0.22 {
 		t.Fatalf("metrics.json headline: %v %s", err, b)
 	}
 }

@@ -158,6 +158,9 @@ func newBasis[T linalg.Float](ctx context.Context, x []T, p int, train rowSet, s
 		}
 		k := keepFrom(w, max(ntr, p))
 		r := p - k
+		if r == 0 {
+			return nil, errConstant(ntr, p)
+		}
 		b.s = append([]float64(nil), w[k:]...)
 		b.vt = append([]float64(nil), g[k*p:]...)
 		// U^T = diag(1/sqrt(s)) V^T Xs^T, by row blocks of Xs.
@@ -189,9 +192,16 @@ func newBasis[T linalg.Float](ctx context.Context, x []T, p int, train rowSet, s
 		return nil, fmt.Errorf("%d x %d kernel matrix of the standardised features (dual form, %d features > %d rows): %w", ntr, ntr, p, ntr, err)
 	}
 	k := keepFrom(w, max(ntr, p))
+	if k == ntr {
+		return nil, errConstant(ntr, p)
+	}
 	b.s = append([]float64(nil), w[k:]...)
 	b.ut = kern[k*ntr:] // no copy: the kernel's storage holds U^T now
 	return b, nil
+}
+
+func errConstant(n, p int) error {
+	return fmt.Errorf("all %d features are constant over the %d training rows: there is nothing to fit (are the features all zero?)", p, n)
 }
 
 // kernel returns Xo_s Xs^T (len(other) x ntr) for the standardised rows

@@ -54,13 +54,12 @@ func benchCases() []benchCase {
 // (floor-s = GFLOP / sgemm rate; the ratio s/fit / floor-s is the figure
 // to watch).
 func BenchmarkFitCV(b *testing.B) {
-	ceiling := sgemmRate()
 	for _, c := range benchCases() {
 		b.Run(c.name, func(b *testing.B) {
-			var wall, rss float64
+			var wall, ceiling, rss float64
 			for b.Loop() {
 				var err error
-				if wall, rss, err = runBenchChild(c); err != nil {
+				if wall, ceiling, rss, err = runBenchChild(c); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -80,28 +79,36 @@ func BenchmarkFitCV(b *testing.B) {
 const benchChildEnv = "VOXFLOW_RIDGE_BENCH_CHILD"
 
 // runBenchChild runs one fit of c in a child test process and returns its
-// wall time (the fit only) and peak RSS in bytes.
-func runBenchChild(c benchCase) (wall, rss float64, err error) {
+// wall time (the fit only), the sgemm rate the child measured just before
+// the fit (GFLOP/s; on a shared machine a rate measured minutes apart
+// from the fit says little), and its peak RSS in bytes.
+func runBenchChild(c benchCase) (wall, sgemm, rss float64, err error) {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d,%d,%d,%d,%d", benchChildEnv, c.n, c.p, c.v, c.nt, c.k))
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return 0, 0, fmt.Errorf("bench child %s: %v\n%s", c.name, err, out.String())
+		return 0, 0, 0, fmt.Errorf("bench child %s: %v\n%s", c.name, err, out.String())
 	}
-	for _, line := range strings.Split(out.String(), "\n") {
-		if s, ok := strings.CutPrefix(strings.TrimSpace(line), "bench-wall-s="); ok {
-			wall, err = strconv.ParseFloat(s, 64)
-		}
-	}
-	if wall == 0 || err != nil {
-		return 0, 0, fmt.Errorf("bench child %s printed no wall time: %v\n%s", c.name, err, out.String())
+	_, err = fmt.Sscanf(benchLine(out.String()), "bench-wall-s=%g sgemm-GFLOP/s=%g", &wall, &sgemm)
+	if err != nil || wall == 0 {
+		return 0, 0, 0, fmt.Errorf("bench child %s printed no figures: %v\n%s", c.name, err, out.String())
 	}
 	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	if !ok {
-		return wall, -1, nil
+		return wall, sgemm, -1, nil
 	}
-	return wall, float64(ru.Maxrss) * 1024, nil // Linux reports kilobytes
+	return wall, sgemm, float64(ru.Maxrss) * 1024, nil // Linux reports kilobytes
+}
+
+// benchLine returns the child's line of figures.
+func benchLine(out string) string {
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "bench-wall-s=") {
+			return strings.TrimSpace(line)
+		}
+	}
+	return ""
 }
 
 // TestBenchChild is BenchmarkFitCV's child process; it does nothing in a
@@ -116,11 +123,12 @@ func TestBenchChild(t *testing.T) {
 		t.Fatalf("%s=%q: %v", benchChildEnv, spec, err)
 	}
 	x, y, xt := benchData(c.n, c.p, c.v, c.nt)
+	rate := sgemmRate()
 	t0 := time.Now()
 	if _, err := FitCV(context.Background(), x, c.n, c.p, y, c.v, c.v, xt, c.nt, Config{Alphas: logspace(-1, 6, 15), Folds: c.k}); err != nil {
 		t.Fatal(err)
 	}
-	fmt.Printf("bench-wall-s=%.3f\n", time.Since(t0).Seconds())
+	fmt.Printf("bench-wall-s=%.3f sgemm-GFLOP/s=%.2f\n", time.Since(t0).Seconds(), rate)
 }
 
 // benchData draws float32 features with a decaying spectrum (32 shared

@@ -28,8 +28,24 @@ type Metrics struct {
 	Baseline string   `json:"baseline"`
 	Subjects []string `json:"subjects"`
 	ROIs     []string `json:"rois"` // fitted ROIs in the data's order
+	Method   Method   `json:"method"`
 	Summary
 	Subject map[string]*Summary `json:"subject,omitempty"`
+}
+
+// Method records how the scores were computed (the conventions of
+// specs/README.md, "The ridge stage"), so that a report never has to
+// guess them from defaults that may change.
+type Method struct {
+	CVScore string `json:"cv_score"` // r or mse: what each voxel's alpha maximised
+	Folds   int    `json:"folds"`    // contiguous K-fold CV within the training rows
+	// Standardise is always "per-fold": each fold's training rows set the
+	// scaling its held-out rows are scored under; the refit uses all
+	// training rows.
+	Standardise string    `json:"standardise"`
+	Dtype       string    `json:"dtype"`
+	Reduce      string    `json:"reduce"`
+	Alphas      []float64 `json:"alphas"`
 }
 
 // Summary holds the scores of one set of subjects.
@@ -74,6 +90,16 @@ type Delta struct {
 
 func (j *job) metrics() *Metrics {
 	m := &Metrics{Networks: j.nets.names, Baseline: j.opt.baseline, Subjects: j.subjects, ROIs: j.roiOrder}
+	score := j.opt.cfg.Score
+	if score == "" {
+		score = ScoreR
+	}
+	dtype := "float32"
+	if j.opt.float64 {
+		dtype = "float64"
+	}
+	m.Method = Method{CVScore: score, Folds: j.opt.cfg.Folds, Standardise: "per-fold", Dtype: dtype,
+		Reduce: j.opt.reduce.String(), Alphas: j.opt.cfg.Alphas}
 	m.Summary = *j.summarise(j.subjects)
 	if len(j.subjects) > 1 {
 		m.Subject = map[string]*Summary{}

@@ -187,6 +187,9 @@ func TestRunEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
+	if mt := m.Method; mt.CVScore != "r" || mt.Folds != 5 || mt.Standardise != "per-fold" || mt.Dtype != "float32" || mt.Reduce != "none" || len(mt.Alphas) != 15 {
+		t.Errorf("method %+v; want the documented defaults", mt)
+	}
 	if strings.Join(m.ROIs, ",") != "V1v,FFA-1,early" {
 		t.Errorf("rois %v, want the data's order V1v,FFA-1,early", m.ROIs)
 	}

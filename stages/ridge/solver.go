@@ -155,10 +155,10 @@ func newFoldWork[T linalg.Float](ctx context.Context, x []T, n, p, lo, hi int) (
 	} else {
 		fw.rm, fw.rdim = fw.z, fw.nva
 	}
-	// The float64 basis is garbage now: collect it before the voxel
-	// passes allocate, so that the heap's peak stays near the live data
-	// (Go otherwise lets the heap grow to twice the live size first).
-	b, z64 = nil, nil
+	// The float64 basis (b, z64: no longer used, so no longer live) is
+	// garbage now: collect it before the voxel passes allocate, so that
+	// the heap's peak stays near the live data (Go otherwise lets the heap
+	// grow to twice the live size before collecting).
 	runtime.GC()
 	return fw, nil
 }
@@ -404,8 +404,7 @@ func Refit[T linalg.Float](ctx context.Context, x []T, n, p int, y []T, v, ldy i
 		}
 	}
 	ut, s := convert[T](b.ut), b.s
-	b = nil // the float64 basis is no longer needed: collect it now
-	runtime.GC()
+	runtime.GC() // the float64 basis is garbage from here on (see newFoldWork)
 	vb := batchSize[T](cfg, r, v, 2)
 	a := make([]T, r*vb)
 	gcache := map[float64][]float64{}
@@ -430,6 +429,11 @@ func Refit[T linalg.Float](ctx context.Context, x []T, n, p int, y []T, v, ldy i
 		for j := 0; j < nb; j++ {
 			al := alpha[j0+j]
 			if gcache[al] == nil {
+				if len(gcache) >= 64 {
+					// Alphas from the CV grid repeat; arbitrary ones
+					// must not grow the cache to voxels x components.
+					clear(gcache)
+				}
 				gcache[al] = make([]float64, r)
 				gains(s, al, gcache[al])
 			}

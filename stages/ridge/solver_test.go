@@ -550,3 +550,15 @@ func TestFitCVNamesNonFiniteValues(t *testing.T) {
 		t.Fatalf("err = %v, want one naming row 7, column 2", err)
 	}
 }
+
+func TestFitCVRefusesConstantFeatures(t *testing.T) {
+	_, y := plantedData(3, 50, 4, 3)
+	x := make([]float64, 50*4)
+	for i := range x {
+		x[i] = 2.5
+	}
+	_, err := FitCV(context.Background(), x, 50, 4, y, 3, 3, nil, 0, Config{Alphas: []float64{1}, Folds: 5})
+	if err == nil || !strings.Contains(err.Error(), "constant") {
+		t.Fatalf("err = %v, want one saying the features are constant", err)
+	}
+}

@@ -256,7 +256,11 @@ def serve(*stages, max_workers=16):
 
     stop = threading.Event()
     chunks = queue.Queue()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers))
+    # gRPC sets SO_REUSEPORT by default, with which two plugins asking for
+    # port 0 can be handed the same port and have their connections
+    # balanced between them: one instance's calls would reach another's
+    # process, and closing one plugin would break the other's runs.
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers), options=[("grpc.so_reuseport", 0)])
     server.add_generic_rpc_handlers((
         _handlers("voxflow.plugins.v1.Stages", _Stages(kinds), {
             "Describe": ("unary", stage_pb2.DescribeRequest, stage_pb2.DescribeResponse),
