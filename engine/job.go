@@ -37,6 +37,9 @@ type Job struct {
 	// Executor holds executor options merged from the spec's top-level
 	// `executor:` map and the stage's own `slurm:` map.
 	Executor map[string]any `json:"executor,omitempty"`
+	// Protect lists directories the job must never write (the store); see
+	// stages.Request.Protect.
+	Protect []string `json:"protect,omitempty"`
 }
 
 // Executor runs jobs somewhere: in this process, in a plugin process, or
@@ -68,6 +71,7 @@ func RunJob(ctx context.Context, stage stages.Stage, job *Job, progress stages.P
 		Progress:  progress,
 		Log:       log,
 		Resources: job.Resources,
+		Protect:   job.Protect,
 	}
 	if job.Timeout > 0 {
 		var cancel context.CancelFunc

@@ -425,6 +425,7 @@ func (r *Runner) execute(ctx context.Context, p *Project, st *instState, key Key
 		Timeout:   inst.Stage.Timeout,
 		Isolate:   isolation(p, st),
 		Executor:  executorOptions(p, inst),
+		Protect:   []string{r.Store.Dir()},
 	}
 	job.OutDir = filepath.Join(job.WorkDir, "out")
 	logPath := filepath.Join(job.WorkDir, "log")

@@ -98,6 +98,7 @@ func requestToPB(kind string, r *stages.Request) (*pluginpb.RunRequest, error) {
 		ParamsJson: params,
 		Labels:     r.Labels,
 		OutDir:     r.OutDir,
+		Protect:    r.Protect,
 		Inputs:     make(map[string]*pluginpb.Artifacts, len(r.Inputs)),
 		Resources: &pluginpb.Resources{
 			Cpus:     int64(r.Resources.CPUs),
@@ -137,6 +138,7 @@ func requestFromPB(r *pluginpb.RunRequest) (*stages.Request, error) {
 		Params:   params,
 		Labels:   r.GetLabels(),
 		OutDir:   r.GetOutDir(),
+		Protect:  r.GetProtect(),
 		Inputs:   make(map[string][]stages.Artifact, len(r.GetInputs())),
 		Resources: stages.Resources{
 			CPUs:     int(r.GetResources().GetCpus()),

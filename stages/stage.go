@@ -129,6 +129,12 @@ type Request struct {
 	Log io.Writer
 	// Resources are what the instance was granted.
 	Resources Resources
+	// Protect lists directories, outside OutDir, that the stage and every
+	// process it starts must never write: the engine's store, which holds
+	// the inputs and, below it, OutDir. A stage that runs other programs
+	// has them run with these directories read-only where the host allows
+	// (see stages/command); in-process code simply must not write there.
+	Protect []string
 }
 
 // Resources is what a stage instance asks for and is granted.

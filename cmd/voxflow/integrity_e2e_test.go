@@ -221,3 +221,43 @@ stages:
 		t.Fatalf("editing the user's file must not corrupt the cache:\n%s", r)
 	}
 }
+
+// TestCommandCannotWriteIntoTheStore: a command stage, run as root, tries
+// to write through $OUT/../.. into objects/ and into its input's tree;
+// both fail with a read-only file system while its own $OUT stays
+// writable, so nothing in the store changes. Needs mount namespaces
+// (root, as CI runs); elsewhere the store's fingerprints are the guard.
+func TestCommandCannotWriteIntoTheStore(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mount namespaces need root")
+	}
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "w.yaml"), `name: w
+stages:
+  a:
+    uses: command
+    with: {cmd: 'echo hello > a.txt', outs: [a.txt]}
+  b:
+    uses: command
+    inputs: {deps: a}
+    with:
+      cmd: |
+        cache="$(cd "$OUT/../../../.." && pwd)"
+        test -d "$cache/objects" || { echo "no objects under $cache"; exit 3; }
+        if { echo evil > "$cache/objects/evil"; } 2>err1; then echo "wrote into objects"; exit 4; fi
+        if { echo evil >> "$IN_a/a.txt"; } 2>err2; then echo "wrote into an input"; exit 5; fi
+        grep -q "Read-only file system" err1 || { cat err1; exit 6; }
+        echo ok > b.txt
+      outs: [b.txt]
+`)
+	r := vox(t, dir, "run", "w.yaml", "--plain")
+	if r.code != 0 {
+		t.Fatalf("the command could write into the store, or failed otherwise:\n%s\n%s", r, vox(t, dir, "log", "b").stdout)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".voxflow", "objects", "evil")); err == nil {
+		t.Fatal("objects/evil exists")
+	}
+	if r := vox(t, dir, "cache", "verify", "--cache", filepath.Join(dir, ".voxflow")); r.code != 0 {
+		t.Errorf("verify after the attempt:\n%s", r)
+	}
+}

@@ -65,6 +65,14 @@ type Options struct {
 	// the last member of its group is gone, so that DirInUse can tell a
 	// directory that some process of the command may still write.
 	HoldDir bool
+	// ReadOnly lists directories the command must not write, even as
+	// root, except for the Writable directories below them. Where the
+	// supervisor may create a mount namespace (root or CAP_SYS_ADMIN), the
+	// command runs in a private one in which each ReadOnly directory is a
+	// read-only bind mount and each Writable one a read-write mount inside
+	// it; elsewhere nothing is enforced. Either way the caller must not
+	// trust what it reads back: voxflow's store checks objects before use.
+	ReadOnly, Writable []string
 }
 
 func (o Options) grace() time.Duration {
@@ -105,6 +113,12 @@ func Wrap(cmd *exec.Cmd, opt Options) error {
 	}
 	if opt.HoldDir {
 		args = append(args, "-holddir")
+	}
+	for _, d := range opt.ReadOnly {
+		args = append(args, "-ro", d)
+	}
+	for _, d := range opt.Writable {
+		args = append(args, "-rw", d)
 	}
 	args = append(args, "--", path)
 	cmd.Path = "/proc/self/exe"

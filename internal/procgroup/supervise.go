@@ -1,6 +1,7 @@
 package procgroup
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -38,6 +39,7 @@ type config struct {
 	grace   time.Duration
 	files   int
 	holdDir bool
+	ro, rw  []string // see Options.ReadOnly, Options.Writable
 	path    string
 	argv    []string
 }
@@ -73,6 +75,10 @@ func parseConfig(args []string) (config, error) {
 			c.grace, err = time.ParseDuration(v)
 		case "-files":
 			c.files, err = strconv.Atoi(v)
+		case "-ro":
+			c.ro = append(c.ro, v)
+		case "-rw":
+			c.rw = append(c.rw, v)
 		default:
 			err = fmt.Errorf("unknown flag")
 		}
@@ -107,6 +113,13 @@ func supervise(args []string) int {
 		if _, err := HoldDir("."); err != nil {
 			fmt.Fprintf(os.Stderr, "voxflow supervisor: hold the working directory: %v\n", err)
 			return 126
+		}
+	}
+	if len(c.ro) > 0 {
+		// init runs on the main thread, locked to it, and ForkExec below
+		// forks from this thread, so the command inherits the namespace.
+		if err := protect(c.ro, c.rw); err != nil && !errors.Is(err, syscall.EPERM) {
+			fmt.Fprintf(os.Stderr, "voxflow supervisor: %v (the command runs without write protection)\n", err)
 		}
 	}
 	files := []uintptr{0, 1, 2}
@@ -265,4 +278,35 @@ func exitLike(ws syscall.WaitStatus) int {
 		time.Sleep(time.Second)
 	}
 	return 128 + int(sig)
+}
+
+// protect moves this thread into a private mount namespace in which every
+// ro directory is mounted read-only, except the rw directories, which stay
+// writable. It fails with EPERM where mount namespaces are not allowed (no
+// CAP_SYS_ADMIN); then nothing changed.
+func protect(ro, rw []string) error {
+	if err := syscall.Unshare(syscall.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("mount namespace: %w", err)
+	}
+	// Our mounts must not propagate back to the host's namespace.
+	if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make mounts private: %w", err)
+	}
+	// The writable directories get mounts of their own first, so that the
+	// read-only remount of the enclosing directory below, which changes
+	// only its own mount, leaves them writable.
+	for _, d := range rw {
+		if err := syscall.Mount(d, d, "", syscall.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind %s: %w", d, err)
+		}
+	}
+	for _, d := range ro {
+		if err := syscall.Mount(d, d, "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind %s: %w", d, err)
+		}
+		if err := syscall.Mount("", d, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
+			return fmt.Errorf("remount %s read-only: %w", d, err)
+		}
+	}
+	return nil
 }

@@ -574,10 +574,12 @@ type RunRequest struct {
 	Instance string                 `protobuf:"bytes,2,opt,name=instance,proto3" json:"instance,omitempty"`
 	Inputs   map[string]*Artifacts  `protobuf:"bytes,3,rep,name=inputs,proto3" json:"inputs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// params_json is a JSON object of the resolved params.
-	ParamsJson    string            `protobuf:"bytes,4,opt,name=params_json,json=paramsJson,proto3" json:"params_json,omitempty"`
-	Labels        map[string]string `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	OutDir        string            `protobuf:"bytes,6,opt,name=out_dir,json=outDir,proto3" json:"out_dir,omitempty"`
-	Resources     *Resources        `protobuf:"bytes,7,opt,name=resources,proto3" json:"resources,omitempty"`
+	ParamsJson string            `protobuf:"bytes,4,opt,name=params_json,json=paramsJson,proto3" json:"params_json,omitempty"`
+	Labels     map[string]string `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	OutDir     string            `protobuf:"bytes,6,opt,name=out_dir,json=outDir,proto3" json:"out_dir,omitempty"`
+	Resources  *Resources        `protobuf:"bytes,7,opt,name=resources,proto3" json:"resources,omitempty"`
+	// protect: directories the stage must never write (stages.Request.Protect).
+	Protect       []string `protobuf:"bytes,8,rep,name=protect,proto3" json:"protect,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -657,6 +659,13 @@ func (x *RunRequest) GetOutDir() string {
 func (x *RunRequest) GetResources() *Resources {
 	if x != nil {
 		return x.Resources
+	}
+	return nil
+}
+
+func (x *RunRequest) GetProtect() []string {
+	if x != nil {
+		return x.Protect
 	}
 	return nil
 }
@@ -937,7 +946,7 @@ const file_stage_proto_rawDesc = "" +
 	"\tResources\x12\x12\n" +
 	"\x04cpus\x18\x01 \x01(\x03R\x04cpus\x12\x1b\n" +
 	"\tmemory_mb\x18\x02 \x01(\x03R\bmemoryMb\x12\x12\n" +
-	"\x04gpus\x18\x03 \x01(\x03R\x04gpus\"\xd0\x03\n" +
+	"\x04gpus\x18\x03 \x01(\x03R\x04gpus\"\xea\x03\n" +
 	"\n" +
 	"RunRequest\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x1a\n" +
@@ -947,7 +956,8 @@ const file_stage_proto_rawDesc = "" +
 	"paramsJson\x12B\n" +
 	"\x06labels\x18\x05 \x03(\v2*.voxflow.plugins.v1.RunRequest.LabelsEntryR\x06labels\x12\x17\n" +
 	"\aout_dir\x18\x06 \x01(\tR\x06outDir\x12;\n" +
-	"\tresources\x18\a \x01(\v2\x1d.voxflow.plugins.v1.ResourcesR\tresources\x1aX\n" +
+	"\tresources\x18\a \x01(\v2\x1d.voxflow.plugins.v1.ResourcesR\tresources\x12\x18\n" +
+	"\aprotect\x18\b \x03(\tR\aprotect\x1aX\n" +
 	"\vInputsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x123\n" +
 	"\x05value\x18\x02 \x01(\v2\x1d.voxflow.plugins.v1.ArtifactsR\x05value:\x028\x01\x1a9\n" +

@@ -27,14 +27,14 @@ package builtin
 // identities maps each builtin kind's package to its digests.
 func identities() map[string]identity {
 	return map[string]identity{
-		"github.com/voxflow/voxflow/stages/command":  {source: "5606ffe9e207d13c4404e101c0e190eb47710dfb1236105ecba6d18c4fcabccf", identity: "5606ffe9e207d13c4404e101c0e190eb47710dfb1236105ecba6d18c4fcabccf"},
-		"github.com/voxflow/voxflow/stages/data":     {source: "a16c1deffb37ae9eb37276b7026d8fb48adce1afcda8e1a84dcb8387fa263c46", identity: "a16c1deffb37ae9eb37276b7026d8fb48adce1afcda8e1a84dcb8387fa263c46"},
-		"github.com/voxflow/voxflow/stages/features": {source: "398ad4a603db461358417d5ef3bdf44918e7a69e9c34ca2b60f1b29fe0ba9058", identity: "398ad4a603db461358417d5ef3bdf44918e7a69e9c34ca2b60f1b29fe0ba9058"},
-		"github.com/voxflow/voxflow/stages/pretrain": {source: "23e82b3cca0f8f7b8d3bc8afc75225b5ad1492939b98655ab55411fc24d9b719", identity: "23e82b3cca0f8f7b8d3bc8afc75225b5ad1492939b98655ab55411fc24d9b719"},
-		"github.com/voxflow/voxflow/stages/probe":    {source: "0456e8393dc9956a1bea5145136614ddedceccd377609173c8534cc575ae53c3", identity: "0456e8393dc9956a1bea5145136614ddedceccd377609173c8534cc575ae53c3"},
-		"github.com/voxflow/voxflow/stages/report":   {source: "a3e677eeb0d82e0f9289deff44c84d7511101099b1e2155bcafbb4ccc0621a3e", identity: "a3e677eeb0d82e0f9289deff44c84d7511101099b1e2155bcafbb4ccc0621a3e"},
-		"github.com/voxflow/voxflow/stages/ridge":    {source: "3ebf2bbfe5060923646b123787ad0c10aec635597a3a791ff692032ba27b99e0", identity: "3ebf2bbfe5060923646b123787ad0c10aec635597a3a791ff692032ba27b99e0"},
-		"github.com/voxflow/voxflow/stages/tunecl":   {source: "33f2137ef94663a8096adc9a1f681077087051b4100b1c421ff8da806cadff3f", identity: "33f2137ef94663a8096adc9a1f681077087051b4100b1c421ff8da806cadff3f"},
-		"github.com/voxflow/voxflow/stages/tunemse":  {source: "4f3261b5030c42145fb41d6c244a6523628bcf70dad3a132777efde95169502d", identity: "4f3261b5030c42145fb41d6c244a6523628bcf70dad3a132777efde95169502d"},
+		"github.com/voxflow/voxflow/stages/command":  {source: "f08016566dae45c1c9379c86f0757be9d00eb1245affd268fb876a9f337c867d", identity: "f08016566dae45c1c9379c86f0757be9d00eb1245affd268fb876a9f337c867d"},
+		"github.com/voxflow/voxflow/stages/data":     {source: "b64aa70b6d4d89115d8b4ea28dd562400264a29043040c9d4bbd044e8c01c77c", identity: "b64aa70b6d4d89115d8b4ea28dd562400264a29043040c9d4bbd044e8c01c77c"},
+		"github.com/voxflow/voxflow/stages/features": {source: "3877a2c1e009b8fcd2187c510e39c3e2cf39254f056c98f9f44ec3c9a7fac203", identity: "3877a2c1e009b8fcd2187c510e39c3e2cf39254f056c98f9f44ec3c9a7fac203"},
+		"github.com/voxflow/voxflow/stages/pretrain": {source: "473d77cc6466697f2f9ce77008b74529ebbeb983e718da8600a8b2607eaae165", identity: "473d77cc6466697f2f9ce77008b74529ebbeb983e718da8600a8b2607eaae165"},
+		"github.com/voxflow/voxflow/stages/probe":    {source: "574aa69bf1a3f58d1f108d82f41a95043203ed666447d07107f95d09eaa4cc20", identity: "574aa69bf1a3f58d1f108d82f41a95043203ed666447d07107f95d09eaa4cc20"},
+		"github.com/voxflow/voxflow/stages/report":   {source: "4fd4ee862b29739577694db11830d909aeb9f82a26801cbeadcde357e595dc15", identity: "4fd4ee862b29739577694db11830d909aeb9f82a26801cbeadcde357e595dc15"},
+		"github.com/voxflow/voxflow/stages/ridge":    {source: "be4750fd45cbe05ffbdacd8582e17bd42cacee8b97bc0f37f5aadc630be238ab", identity: "be4750fd45cbe05ffbdacd8582e17bd42cacee8b97bc0f37f5aadc630be238ab"},
+		"github.com/voxflow/voxflow/stages/tunecl":   {source: "929280bb386d87d765daa1470318b59652306b0ac67c531e550ba9d9e8d9887d", identity: "929280bb386d87d765daa1470318b59652306b0ac67c531e550ba9d9e8d9887d"},
+		"github.com/voxflow/voxflow/stages/tunemse":  {source: "64b99406703de94d445ddafc0777d16464fe27bdd915b3fef59a4e4e5d40a68b", identity: "64b99406703de94d445ddafc0777d16464fe27bdd915b3fef59a4e4e5d40a68b"},
 	}
 }

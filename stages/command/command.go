@@ -106,7 +106,14 @@ func (Stage) Run(ctx context.Context, req *stages.Request) error {
 	// when Run returns, nothing of the command can still write to $OUT, so
 	// the outputs are final when the engine hashes them. HoldDir lets a
 	// later run see that a killed attempt's directory is still in use.
-	if err := procgroup.Run(ctx, cmd, procgroup.Options{Grace: grace, HoldDir: true}); err != nil {
+	// The store (req.Protect) is mounted read-only for the command, $OUT
+	// excepted, where the host allows it: even as root a command cannot
+	// write through $OUT/../.. into objects another stage will read.
+	opt := procgroup.Options{Grace: grace, HoldDir: true, ReadOnly: req.Protect}
+	if len(req.Protect) > 0 {
+		opt.Writable = []string{req.OutDir}
+	}
+	if err := procgroup.Run(ctx, cmd, opt); err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("command cancelled: %w", err)
 		}
