@@ -246,7 +246,7 @@ func CheckPlan(ctx context.Context, p *Project, items []PlanItem, exe Executor, 
 }
 
 // ResourceWarnings lists what a local run with opt's budgets could not
-// schedule among the items that would run (the check a run makes before
+// schedule among the items that would (or, waiting, may) run (the check a run makes before
 // it starts each instance, which would fail it), each with the fix. One
 // line per stage and reason, so 384 fine-tunes asking for a GPU make one
 // warning, not 384.
@@ -263,7 +263,9 @@ func ResourceWarnings(ctx context.Context, p *Project, items []PlanItem, opt Run
 	seen := map[[2]string]*group{}
 	for _, it := range items {
 		inst := byID[it.Instance]
-		if it.Action != ActionRun || inst == nil {
+		// A waiting instance (its foreach awaits an upstream metric) may
+		// well run: warn about it now rather than after hours of upstream.
+		if it.Action != ActionRun && it.Action != ActionWaiting || inst == nil {
 			continue
 		}
 		reason := unsatisfiable(ctx, p, inst, nil, opt)

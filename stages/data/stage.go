@@ -64,7 +64,7 @@ func (stage) Describe() stages.Description {
 	return stages.Description{
 		Kind:    "data",
 		Version: "2",
-		Doc:     "load NSD (Algonauts 2023 layout), a synthetic NSD-like set, or a classification set into .npy arrays; NSD per subject (part: images) and per ROI (part: responses), joined by input parts",
+		Doc:     "load NSD (Algonauts 2023 layout), a synthetic NSD-like set, or a classification set into .npy arrays; or NSD in parts (images per subject, responses per ROI) and their join",
 		Isolate: "inline",
 		Params: []stages.ParamSpec{
 			{Name: "source", Type: stages.TypeString, Default: SourceSynthetic,
