@@ -170,4 +170,16 @@ func TestSelectionTiesAndErrors(t *testing.T) {
 	if l := selPlanRow(r.stdout, "probe[s3,V1]"); l != "not chosen  probe[s3,V1]  s3 not chosen: group.a 1 <= 2, rank 3 of 3" {
 		t.Errorf("above, probe[s3,V1]: %q\n%s", l, r)
 	}
+	// bottom: the lowest first.
+	r = vox(t, dir, "plan", "sel.yaml", "--set", "probe.foreach.subject={from: [s1, s2, s3], bottom: 1, by: 'ridge[{subject}].group.a'}")
+	if l := selPlanRow(r.stdout, "probe[s3,FFA]"); l != "run  probe[s3,FFA]  never run; s3 chosen: group.a 1, rank 1 of 3 (bottom 1)" {
+		t.Errorf("bottom, probe[s3,FFA]: %q\n%s", l, r)
+	}
+	// Nothing above the threshold: a fan-in left with no input is not
+	// chosen either, rather than run on nothing.
+	r = vox(t, dir, "run", "sel.yaml", "--set", "probe.foreach.subject={from: [s1, s2, s3], above: 9, by: 'ridge[{subject}].group.a'}")
+	if r.code != 0 || !strings.Contains(r.stdout, "0 executed, 3 cached, 0 failed, 0 skipped, 0 interrupted, 13 not chosen (of 16)") ||
+		!strings.Contains(r.stdout+r.stderr, "summary: input deps: none of its upstream instances was chosen") {
+		t.Errorf("nothing chosen:\n%s", r)
+	}
 }

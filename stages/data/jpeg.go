@@ -34,9 +34,11 @@ static void vf_jpeg_warn(j_common_ptr cinfo, int level) {
 	}
 }
 
-// vf_jpeg_header reads the header: width, height and the colour space.
-// It returns 0 on success, else fills msg.
-static int vf_jpeg_header(const unsigned char *buf, unsigned long n, int *w, int *h, int *cs, char *msg) {
+// vf_jpeg reads the header of a JPEG in memory (width, height, colour
+// space) and, when out is not NULL, decodes it into out as packed RGB with
+// libjpeg's defaults (islow DCT, fancy upsampling), which is what PIL does
+// for RGB and greyscale JPEGs. It returns 0 on success, else fills msg.
+static int vf_jpeg(const unsigned char *buf, unsigned long n, unsigned char *out, int *w, int *h, int *cs, char *msg) {
 	struct jpeg_decompress_struct cinfo;
 	vf_jpeg_err jerr;
 	cinfo.err = jpeg_std_error(&jerr.pub);
@@ -50,38 +52,22 @@ static int vf_jpeg_header(const unsigned char *buf, unsigned long n, int *w, int
 	jpeg_create_decompress(&cinfo);
 	jpeg_mem_src(&cinfo, buf, n);
 	jpeg_read_header(&cinfo, TRUE);
-	*w = cinfo.image_width;
-	*h = cinfo.image_height;
-	*cs = cinfo.jpeg_color_space;
-	jpeg_destroy_decompress(&cinfo);
-	return 0;
-}
-
-// vf_jpeg_decode decodes to packed RGB with libjpeg's defaults (islow DCT,
-// fancy upsampling), which is what PIL does for RGB and grayscale JPEGs.
-static int vf_jpeg_decode(const unsigned char *buf, unsigned long n, unsigned char *out, int w, int h, char *msg) {
-	struct jpeg_decompress_struct cinfo;
-	vf_jpeg_err jerr;
-	cinfo.err = jpeg_std_error(&jerr.pub);
-	jerr.pub.error_exit = vf_jpeg_error_exit;
-	jerr.pub.emit_message = vf_jpeg_warn;
-	if (setjmp(jerr.jump)) {
-		strncpy(msg, jerr.msg, JMSG_LENGTH_MAX - 1);
+	if (out == NULL) {
+		*w = cinfo.image_width;
+		*h = cinfo.image_height;
+		*cs = cinfo.jpeg_color_space;
 		jpeg_destroy_decompress(&cinfo);
-		return 1;
+		return 0;
 	}
-	jpeg_create_decompress(&cinfo);
-	jpeg_mem_src(&cinfo, buf, n);
-	jpeg_read_header(&cinfo, TRUE);
 	cinfo.out_color_space = JCS_RGB;
 	jpeg_start_decompress(&cinfo);
-	if ((int)cinfo.output_width != w || (int)cinfo.output_height != h || cinfo.output_components != 3) {
+	if ((int)cinfo.output_width != *w || (int)cinfo.output_height != *h || cinfo.output_components != 3) {
 		snprintf(msg, JMSG_LENGTH_MAX, "unexpected output %ux%ux%d", cinfo.output_width, cinfo.output_height, cinfo.output_components);
 		jpeg_destroy_decompress(&cinfo);
 		return 1;
 	}
 	while (cinfo.output_scanline < cinfo.output_height) {
-		JSAMPROW row = out + (size_t)cinfo.output_scanline * (size_t)w * 3;
+		JSAMPROW row = out + (size_t)cinfo.output_scanline * (size_t)*w * 3;
 		jpeg_read_scanlines(&cinfo, &row, 1);
 	}
 	jpeg_finish_decompress(&cinfo);
@@ -118,7 +104,7 @@ func decodeJPEG(path string, b []byte) (*rgbImage, error) {
 	src := C.CBytes(b)
 	defer C.free(src)
 	n := C.ulong(len(b))
-	if C.vf_jpeg_header((*C.uchar)(src), n, &w, &h, &cs, msg) != 0 {
+	if C.vf_jpeg((*C.uchar)(src), n, nil, &w, &h, &cs, msg) != 0 {
 		return nil, fmt.Errorf("decode JPEG %s: %s (expected a JPEG image)", path, C.GoString(msg))
 	}
 	if cs == C.JCS_CMYK || cs == C.JCS_YCCK {
@@ -135,7 +121,7 @@ func decodeJPEG(path string, b []byte) (*rgbImage, error) {
 	out := rgbImage{W: int(w), H: int(h)}
 	buf := C.malloc(C.size_t(int(w) * int(h) * 3))
 	defer C.free(buf)
-	if C.vf_jpeg_decode((*C.uchar)(src), n, (*C.uchar)(buf), w, h, msg) != 0 {
+	if C.vf_jpeg((*C.uchar)(src), n, (*C.uchar)(buf), &w, &h, &cs, msg) != 0 {
 		return nil, fmt.Errorf("decode JPEG %s: %s", path, C.GoString(msg))
 	}
 	out.Pix = C.GoBytes(buf, C.int(int(w)*int(h)*3))

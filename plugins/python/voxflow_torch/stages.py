@@ -74,6 +74,23 @@ def _threads(req):
         torch.set_num_threads(req.resources.cpus)
 
 
+def _training_outputs(net_doc):
+    """The output ports every training kind writes (Go: network.TuneOutputs)."""
+    return [Port("net", doc=net_doc),
+            Port("curve.json", doc="train/validation loss and images/s per epoch"),
+            Port("curve.png", doc="training curve plot"),
+            Port("config.json", doc="resolved configuration")]
+
+
+def _batcher(train, val, device, channels_last):
+    """batch(split, idx, rng) for fit: images normalised on the device and
+    their targets (responses or labels), from the train or val arrays."""
+    def batch(split, idx, rng):
+        x, y = train if split == "train" else val
+        return _images(x[idx], device, channels_last), torch.from_numpy(y[idx]).to(device)
+    return batch
+
+
 def _to_device(model, device, channels_last):
     model = model.to(device)
     if channels_last:
@@ -92,10 +109,7 @@ class _Tune(Stage):
 
     inputs = [Port("data", doc="NSD-like data artifact"),
               Port("init", doc="network artifact to start from (weights.safetensors + config.json)")]
-    outputs = [Port("net", doc="tuned network (weights.safetensors, config.json, head.safetensors)"),
-               Port("curve.json", doc="train/validation loss and images/s per epoch"),
-               Port("curve.png", doc="training curve plot"),
-               Port("config.json", doc="resolved configuration")]
+    outputs = _training_outputs("tuned network (weights.safetensors, config.json, head.safetensors)")
 
     def run(self, req):
         p = req.params
@@ -111,10 +125,7 @@ class _Tune(Stage):
         head, loss_of, extra = self.make_head(req, cfg, d)
         head = head.to(device)
         (xt, yt), (xv, yv) = d["train"], d["val"]
-
-        def batch(split, idx, rng):
-            x, y = (xt, yt) if split == "train" else (xv, yv)
-            return _images(x[idx], device, p["channels_last"]), torch.from_numpy(y[idx]).to(device)
+        batch = _batcher(d["train"], d["val"], device, p["channels_last"])
 
         def loss_fn(b, train):
             return loss_of(net(b[0]), b[1])
@@ -288,10 +299,7 @@ class Pretrain(Stage):
         Param("init_scheme", "string", default="kaiming", enum=["torch", "kaiming"], doc="random init: kaiming or torch (torchvision AlexNet's default)"),
     ] + train_params(10, 64, 1e-3)
     inputs = [Port("data", doc="classification data artifact (not needed to import weights with epochs 0)", optional=True)]
-    outputs = [Port("net", doc="network (weights.safetensors, config.json)"),
-               Port("curve.json", doc="train/validation loss and images/s per epoch"),
-               Port("curve.png", doc="training curve plot"),
-               Port("config.json", doc="resolved configuration")]
+    outputs = _training_outputs("network (weights.safetensors, config.json)")
 
     def run(self, req):
         p = req.params
@@ -326,10 +334,7 @@ class Pretrain(Stage):
         k = len(m["classes"]) if p["loss_classes"] == "data" else cfg.num_classes
         torch.manual_seed(int(p["seed"]))
         net = _to_device(nets.load_state(nets.AlexNet(cfg, p["dropout"]), w, device), device, p["channels_last"])
-
-        def batch(split, idx, rng):
-            x, y = (xt, yt) if split == "train" else (xv, yv)
-            return _images(x[idx], device, p["channels_last"]), torch.from_numpy(y[idx]).to(device)
+        batch = _batcher((xt, yt), (xv, yv), device, p["channels_last"])
 
         def loss_fn(b, train):
             return torch.nn.functional.cross_entropy(net(b[0]).float()[:, :k], b[1])
