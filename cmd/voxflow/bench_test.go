@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -75,4 +76,92 @@ func BenchmarkNoopRerun(b *testing.B) {
 			b.ReportMetric(rss, "MB-peak-rss")
 		})
 	}
+}
+
+// BenchmarkFullShapeRehearsal times the poster's pipeline on one subject at
+// NSD's real shape (`voxflow data synth --full-shape`: 9,841 + 159 images
+// at 425 px, 19,004 + 20,544 vertices): the data stage (decode, resize to
+// 224, z-score 4 ROIs), features of AlexNet 224 at two layers (features.12,
+// 9,216-d, and classifier.5, 4,096-d) and one ridge scoring both, from an
+// empty cache. It reports seconds per stage, voxflow's peak RSS and the
+// disk a subject takes (source and cache), so a lab can plan a real run.
+// Needs VOXFLOW_BENCH_FULL=1 (about a quarter of an hour on 2 cores).
+func BenchmarkFullShapeRehearsal(b *testing.B) {
+	if os.Getenv("VOXFLOW_BENCH_FULL") == "" {
+		b.Skip("set VOXFLOW_BENCH_FULL=1 to run the full-shape rehearsal")
+	}
+	for range b.N {
+		dir := b.TempDir()
+		src := filepath.Join(dir, "release")
+		synth, _ := timeVox(b, dir, "data", "synth", "--layout", "algonauts", "--full-shape", src)
+		spec := `name: fullshape
+stages:
+  nsd:
+    uses: data
+    with: {source: algonauts, root: ` + src + `, subject: subj01, rois: [V1v, hV4, FFA-1, PPA], image_size: 224}
+  net:
+    uses: pretrain
+    with: {arch: alexnet, init: random, init_scheme: torch, epochs: 0}
+  feat_conv:
+    uses: features
+    inputs: {data: nsd.dataset, net: net.net}
+    with: {layer: features.12, batch_size: 64}
+  feat_fc:
+    uses: features
+    inputs: {data: nsd.dataset, net: net.net}
+    with: {layer: classifier.5, batch_size: 64}
+  ridge:
+    uses: ridge
+    inputs: {data: nsd.dataset, features: [feat_conv.features, feat_fc.features]}
+    with: {baseline: feat_conv, bootstrap: 200}
+    resources: {cpus: 2}
+`
+		if err := os.WriteFile(filepath.Join(dir, "fs.yaml"), []byte(spec), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		cmd := exec.Command(voxBin, "run", "fs.yaml", "--plain", "-j", "1")
+		cmd.Dir = dir
+		start := time.Now()
+		out, err := cmd.CombinedOutput()
+		wall := time.Since(start)
+		if err != nil {
+			b.Fatalf("run: %v\n%s", err, out)
+		}
+		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+		re := regexp.MustCompile(`done\s+(\S+) \(([^)]+)\)`)
+		for _, m := range re.FindAllStringSubmatch(string(out), -1) {
+			d, err := time.ParseDuration(m[2])
+			if err == nil {
+				b.ReportMetric(d.Seconds(), "s/"+m[1])
+			}
+		}
+		b.ReportMetric(synth.Seconds(), "s/synth")
+		b.ReportMetric(wall.Seconds(), "s/run")
+		b.ReportMetric(float64(ru.Maxrss)/(1<<20), "GB-peak-rss")
+		b.ReportMetric(float64(duBytes(b, src))/(1<<30), "GB-source")
+		b.ReportMetric(float64(duBytes(b, filepath.Join(dir, ".voxflow")))/(1<<30), "GB-cache")
+	}
+}
+
+// duBytes is the size of the regular files under dir.
+func duBytes(b *testing.B, dir string) int64 {
+	b.Helper()
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			n += info.Size()
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
 }

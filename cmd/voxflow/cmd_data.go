@@ -75,6 +75,7 @@ func dataSynth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	voxels := fs.Int("voxels", 40, "mean voxels per ROI over both hemispheres")
 	nTest := fs.Int("test", -1, "algonauts layout: test images (default images/10)")
 	testFMRI := fs.Bool("test-fmri", false, "algonauts layout: also write test_split/test_fmri (the public release withholds it)")
+	fullShape := fs.Bool("full-shape", false, "algonauts layout: one subject at the release's real shape (9,841 + 159 images at 425 px, 19,004 lh and 20,544 rh vertices, ROIs of ~300 vertices per hemisphere), to time a real run; overrides --images, --test, --size and --voxels")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -83,6 +84,13 @@ func dataSynth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return &exitError{code: 2, err: fmt.Errorf("data synth: expected one output DIR, got %d arguments", len(pos))}
 	}
 	dir := pos[0]
+	if *fullShape {
+		if *layout != "algonauts" {
+			return &exitError{code: 2, err: fmt.Errorf("data synth: --full-shape needs --layout algonauts, have %q", *layout)}
+		}
+		fsc := data.FullShape()
+		*images, *nTest, *size, *voxels = fsc.NImages, fsc.NTest, data.FullShapeImageSize, fsc.VoxelsPerROI
+	}
 	switch {
 	case *subjects < 1 || *subjects > 99:
 		return &exitError{code: 2, err: fmt.Errorf("data synth: --subjects %d: expected 1..99", *subjects)}
@@ -101,6 +109,9 @@ func dataSynth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	names := data.SynthSubjectNames(*subjects)
 	cfg := data.SynthConfig{Seed: *seed, NImages: *images, VoxelsPerROI: *voxels, Reps: 3}
+	if *fullShape {
+		cfg.Vertices = data.FullShape().Vertices
+	}
 	switch *layout {
 	case "algonauts":
 		cfg.NTest = *nTest

@@ -28,7 +28,8 @@ const (
 	algoTestImages  = "test_split/test_images"
 	algoMask        = "roi_masks/%s.%s_challenge_space.npy"
 	// algoNoiseCeiling is a voxflow extension (not in the release): per
-	// vertex noise ceilings as a fraction, written by `voxflow data synth`.
+	// vertex noise ceilings as a fraction, written by `voxflow data synth`;
+	// DefaultNoiseCeiling, the noise_ceiling param's default, names it.
 	algoNoiseCeiling = "noise_ceiling/%s_noise_ceiling.npy"
 )
 
@@ -163,6 +164,7 @@ type algonautsSubject struct {
 	pngHash []string // digests of train then test PNGs, filled while decoding
 	pngRel  []string
 	dir     string
+	ncPaths []string // the noise ceiling files read, none without ceilings
 }
 
 func (s *algonautsSubject) Close() {
@@ -304,34 +306,73 @@ func openAlgonauts(root, subject string, rz Resizer, maxImages int) (_ *algonaut
 		return nil, fmt.Errorf("%s: no ROI masks found, expected files like %s", filepath.Join(dir, "roi_masks"), s.in.MaskName("prf-visualrois", 0))
 	}
 
-	var nc [2][]float32
+	return s, nil
+}
+
+// readNoiseCeiling reads the subject's noise ceilings from c (as
+// fractions) and checks them against the fMRI files' columns.
+func (s *algonautsSubject) readNoiseCeiling(root string, c ceilingSource) error {
+	nc, paths, err := c.read(root, s.in.Subject)
+	if err != nil || nc[0] == nil {
+		return err
+	}
 	for h := range 2 {
-		p := filepath.Join(dir, fmt.Sprintf(algoNoiseCeiling, hemiNames[h]))
-		if _, err := os.Stat(p); err != nil {
-			break
+		p, a := paths[h], nc[h]
+		fm := s.in.Train.FMRI[h]
+		if len(a) != fm.Cols() {
+			if sel, err := s.toChallengeSpace(h, a, fm.Cols()); err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			} else if sel != nil {
+				nc[h], a = sel, sel
+			}
 		}
-		a, err := npy.ReadFile[float32](p)
-		if err != nil {
-			return nil, err
-		}
-		if fm := s.in.Train.FMRI[h]; len(a.Data) != fm.Cols() {
+		if len(a) != fm.Cols() {
 			// The ROI masks (one label per vertex) tell which of the two
 			// files is wrong: a malformed fMRI file must not be blamed on
 			// the noise ceiling.
 			for _, m := range s.in.Masks {
-				if len(m[h]) == len(a.Data) {
-					return nil, fmt.Errorf("malformed fMRI file %s: %d columns, expected %d (one per vertex, as in the ROI masks and %s)", fm.Name(), fm.Cols(), len(a.Data), p)
+				if len(m[h]) == len(a) {
+					return fmt.Errorf("malformed fMRI file %s: %d columns, expected %d (one per vertex, as in the ROI masks and %s)", fm.Name(), fm.Cols(), len(a), p)
 				}
 				break
 			}
-			return nil, fmt.Errorf("%s: %d values, expected %d (one per vertex, as the columns of %s)", p, len(a.Data), fm.Cols(), fm.Name())
+			return fmt.Errorf("%s: %d values, expected %d (one per vertex, as the columns of %s)", p, len(a), fm.Cols(), fm.Name())
 		}
-		nc[h] = a.Data
 	}
-	if nc[0] != nil && nc[1] != nil {
-		s.in.NoiseCeiling = nc
+	s.in.NoiseCeiling = nc
+	s.ncPaths = append(s.ncPaths, paths[:]...)
+	s.in.NCSource, s.in.NCUnit = c.describe(s.in.Subject), c.unit
+	return nil
+}
+
+// algoFsaverageMask is the release's mask of the challenge-space
+// vertices among fsaverage's (one 0/1 value per fsaverage vertex).
+const algoFsaverageMask = "roi_masks/%s.all-vertices_fsaverage_space.npy"
+
+// toChallengeSpace maps per-vertex values given on all fsaverage vertices
+// (NSD's own surface, e.g. its noise ceilings converted to .npy) to the
+// challenge space with the release's fsaverage mask, when the mask exists
+// and its length matches. It returns nil when there is nothing to map.
+func (s *algonautsSubject) toChallengeSpace(h int, vals []float32, cols int) ([]float32, error) {
+	mp := filepath.Join(s.dir, fmt.Sprintf(algoFsaverageMask, hemiNames[h]))
+	if _, err := os.Stat(mp); err != nil {
+		return nil, nil
 	}
-	return s, nil
+	m, err := npy.ReadFile[float64](mp)
+	if err != nil || len(m.Data) != len(vals) {
+		return nil, err
+	}
+	out := make([]float32, 0, cols)
+	for i, x := range m.Data {
+		if x != 0 {
+			out = append(out, vals[i])
+		}
+	}
+	if len(out) != cols {
+		return nil, fmt.Errorf("%d values on fsaverage vertices, of which %s marks %d, expected %d (the columns of %s)", len(vals), mp, len(out), cols, s.in.Train.FMRI[h].Name())
+	}
+	s.ncPaths = append(s.ncPaths, mp)
+	return out, nil
 }
 
 // digestSources hashes the subject's non-image source files (the images are
@@ -358,12 +399,7 @@ func (s *algonautsSubject) digestSources(root string, opt Options) error {
 		}
 		paths = append(paths, s.in.MaskName(fam, 0), s.in.MaskName(fam, 1))
 	}
-	for h := range 2 {
-		p := filepath.Join(s.dir, fmt.Sprintf(algoNoiseCeiling, hemiNames[h]))
-		if s.in.NoiseCeiling[h] != nil {
-			paths = append(paths, p)
-		}
-	}
+	paths = append(paths, s.ncPaths...)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	errs := make([]error, len(paths))

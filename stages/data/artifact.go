@@ -96,7 +96,13 @@ type SubjectManifest struct {
 	// NoiseCeiling is "" when no noise ceilings are known, else what the
 	// values mean (fraction of variance of the trial-averaged response).
 	NoiseCeiling string `json:"noise_ceiling,omitempty"`
-	ImageSize    int    `json:"image_size"`
+	// NoiseCeilingSource is where the ceilings came from: the path pattern
+	// (param noise_ceiling) with the subject filled in, or the synthetic
+	// generator. NoiseCeilingUnit is the unit the source held them in
+	// (percent or fraction); the artifact's files are always fractions.
+	NoiseCeilingSource string `json:"noise_ceiling_source,omitempty"`
+	NoiseCeilingUnit   string `json:"noise_ceiling_unit,omitempty"`
+	ImageSize          int    `json:"image_size"`
 	// Split is set in part artifacts only: how the rows were assigned to
 	// splits, so that a join can check that its parts agree.
 	Split *SplitInfo `json:"split,omitempty"`

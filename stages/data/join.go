@@ -177,6 +177,7 @@ func joinSubject(ctx context.Context, subject string, sp *subjectParts, dir stri
 		jm.ROIs = append(jm.ROIs, rm.ROIs...)
 		if jm.NoiseCeiling == "" {
 			jm.NoiseCeiling = rm.NoiseCeiling
+			jm.NoiseCeilingSource, jm.NoiseCeilingUnit = rm.NoiseCeilingSource, rm.NoiseCeilingUnit
 		}
 	}
 	from := map[string]string{} // file -> part it came from

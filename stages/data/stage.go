@@ -63,7 +63,7 @@ func fp(v float64) *float64 { return &v }
 func (stage) Describe() stages.Description {
 	return stages.Description{
 		Kind:    "data",
-		Version: "2",
+		Version: "3",
 		Doc:     "load NSD (Algonauts 2023 layout), a synthetic NSD-like set, or a classification set into .npy arrays; or NSD in parts (images per subject, responses per ROI) and their join",
 		Isolate: "inline",
 		Params: []stages.ParamSpec{
@@ -111,6 +111,10 @@ func (stage) Describe() stages.Description {
 				Doc: "synthetic-categories: number of shape classes"},
 			{Name: "classes", Type: stages.TypeStrings, Default: []any{},
 				Doc: "idx: class names by label; empty: Fashion-MNIST names when root mentions fashion, else the label numbers"},
+			{Name: "noise_ceiling", Type: stages.TypeString, Default: "",
+				Doc: "algonauts: where each subject's per-vertex noise ceilings are, a path pattern inside root with placeholders {root} (the root param), {subject} (subj01) and {hemi} (lh, rh): one 1-D .npy per subject and hemisphere, a value per vertex of the challenge space (as the fMRI columns) or of all fsaverage vertices (NSD's surface; mapped with the release's roi_masks/{hemi}.all-vertices_fsaverage_space.npy), NaN where unknown; e.g. {root}/{subject}/nc/{hemi}.npy (link files kept elsewhere into root: root's content is part of the cache key); the files must exist. Empty: voxflow's own layout " + DefaultNoiseCeiling + " in fractions (what voxflow data synth writes), used where present"},
+			{Name: "noise_ceiling_unit", Type: stages.TypeString, Default: UnitFraction, Enum: []string{UnitFraction, UnitPercent},
+				Doc: "algonauts: the unit of the noise_ceiling files: percent (0..100, of the trial-averaged response's variance that is signal, as NSD publishes) or fraction (0..1); values that contradict it are an error (a fraction above 1 looks like percent, a percent never above 1 like a fraction); the artifact holds fractions and its subject manifest records the source and unit"},
 			{Name: "max_images", Type: stages.TypeInt, Default: int64(0), Min: fp(0),
 				Doc: "idx: use at most this many images of each file; imagefolder: of each class; algonauts: the first this many images of each subject's training (and test) split, for a rehearsal on a subset (0: all)"},
 		},
@@ -166,23 +170,28 @@ func (s stage) Run(ctx context.Context, req *stages.Request) error {
 		rois = []string{one}
 	}
 	opt := Options{
-		Part:         part,
-		ROIs:         rois,
-		ImageSize:    size,
-		Resample:     p.String("resample"),
-		Resize:       p.String("resize"),
-		ResizeTo:     p.Int("resize_to"),
-		ValFraction:  p.Float("val_fraction"),
-		TestFraction: p.Float("test_fraction"),
-		Seed:         int64(p.Int("seed")),
-		NonFinite:    p.String("nonfinite"),
-		MaxImages:    p.Int("max_images"),
-		Workers:      workers,
-		Progress:     req.Progress,
-		Log:          req.Log,
+		Part:             part,
+		ROIs:             rois,
+		ImageSize:        size,
+		Resample:         p.String("resample"),
+		Resize:           p.String("resize"),
+		ResizeTo:         p.Int("resize_to"),
+		ValFraction:      p.Float("val_fraction"),
+		TestFraction:     p.Float("test_fraction"),
+		Seed:             int64(p.Int("seed")),
+		NonFinite:        p.String("nonfinite"),
+		MaxImages:        p.Int("max_images"),
+		NoiseCeiling:     p.String("noise_ceiling"),
+		NoiseCeilingUnit: p.String("noise_ceiling_unit"),
+		Workers:          workers,
+		Progress:         req.Progress,
+		Log:              req.Log,
 	}
 	if err := opt.resizer().Check(); err != nil {
 		return err
+	}
+	if source != SourceAlgonauts && (opt.NoiseCeiling != "" || opt.NoiseCeilingUnit != UnitFraction) {
+		return fmt.Errorf("params noise_ceiling, noise_ceiling_unit: apply to source %s (files a lab has), not source %s; expected them unset", SourceAlgonauts, source)
 	}
 	var metrics map[string]any
 	var err error
@@ -259,11 +268,22 @@ func BuildAlgonauts(ctx context.Context, root string, subjects []string, opt Opt
 		}
 	}
 	opt = opt.withDefaults()
+	ceilings, err := newCeilingSource(opt.NoiseCeiling, opt.NoiseCeilingUnit)
+	if err != nil {
+		return nil, err
+	}
 	var ms []*SubjectManifest
 	for _, name := range subjects {
 		s, err := openAlgonauts(root, name, opt.resizer(), opt.MaxImages)
 		if err != nil {
 			return nil, err
+		}
+		if opt.wantResponses() {
+			// An images part never reads responses or their ceilings.
+			if err := s.readNoiseCeiling(root, ceilings); err != nil {
+				s.Close()
+				return nil, fmt.Errorf("subject %s: %w", name, err)
+			}
 		}
 		s.in.Finish = func() error { return s.digestSources(root, opt) }
 		fmt.Fprintf(opt.Log, "%s: %d training images, test split %v\n", name, s.in.Train.N, s.in.Test != nil)

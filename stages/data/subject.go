@@ -62,7 +62,10 @@ type subjectInput struct {
 	// NoiseCeiling is per-vertex noise ceiling (fraction), lh and rh; nil
 	// when unknown. TrueNoiseCeiling is the synthetic source's planted one.
 	NoiseCeiling, TrueNoiseCeiling [2][]float32
-	Sources                        map[string]string
+	// NCSource and NCUnit say where NoiseCeiling came from and in which
+	// unit the source held it (it is converted to fractions on reading).
+	NCSource, NCUnit string
+	Sources          map[string]string
 	// Extra, when set, writes additional files into the subject directory
 	// (the synthetic source's ground truth), given each split's source
 	// indices.
@@ -87,6 +90,10 @@ type Options struct {
 	// MaxImages > 0 (algonauts) keeps the first MaxImages images of each
 	// source split; 0 keeps all.
 	MaxImages int
+	// NoiseCeiling (algonauts) is the path pattern of the noise ceiling
+	// files ("" for DefaultNoiseCeiling) and NoiseCeilingUnit their unit
+	// (UnitPercent or UnitFraction; "" is fraction).
+	NoiseCeiling, NoiseCeilingUnit string
 	// Part is PartAll ("" too), PartImages or PartResponses.
 	Part     string
 	Workers  int
@@ -307,6 +314,7 @@ func buildSubject(ctx context.Context, in *subjectInput, opt Options, dir string
 	}
 	if haveNC && opt.wantResponses() {
 		m.NoiseCeiling = "fraction of the variance of the trial-averaged response that is signal"
+		m.NoiseCeilingSource, m.NoiseCeilingUnit = in.NCSource, in.NCUnit
 	}
 	for _, r := range rois {
 		m.ROIs = append(m.ROIs, r.info)

@@ -2,6 +2,7 @@ package data
 
 import (
 	"context"
+	"fmt"
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
@@ -21,7 +22,23 @@ type SynthConfig struct {
 	VoxelsPerROI int
 	// Reps is the number of repeated trials averaged per image (NSD: 3).
 	Reps int
+	// Vertices, when set, pads each hemisphere (lh, rh) with vertices
+	// outside every ROI up to this count, as the release's cortical surface
+	// has many more vertices than ROI members (see FullShape).
+	Vertices [2]int
 }
+
+// FullShape is the shape of one subject of the Algonauts 2023 release of
+// NSD (subj01): 9,841 training images and 159 test images at 425 px,
+// 19,004 lh and 20,544 rh vertices in challenge space, ROIs of a few
+// hundred vertices per hemisphere. `voxflow data synth --full-shape`
+// writes it, so that a lab can time a real run on a machine without NSD.
+func FullShape() SynthConfig {
+	return SynthConfig{NImages: 9841, NTest: 159, VoxelsPerROI: 600, Reps: 3, Vertices: [2]int{19004, 20544}}
+}
+
+// FullShapeImageSize is the release's PNG side.
+const FullShapeImageSize = 425
 
 // featGrid and featSize fix the resolution at which the hidden model
 // sees images, so responses do not depend on the output image size.
@@ -181,7 +198,7 @@ func familyCat(family string) int {
 // model and its labels in every mask family. Streams overlap the other
 // families as in the real atlas: "early" contains the pRF ROIs, "ventral"
 // the face, place and word ROIs, "lateral" the body ROIs.
-func newVertexModels(r *rand.Rand, hemi, perROI int) []vertexModel {
+func newVertexModels(r *rand.Rand, hemi, perROI, pad int) ([]vertexModel, error) {
 	var vs []vertexModel
 	count := func() int {
 		half := float64(perROI) / 2
@@ -248,13 +265,20 @@ func newVertexModels(r *rand.Rand, hemi, perROI int) []vertexModel {
 		}
 	}
 	// Vertices outside every ROI, mostly noise.
-	for range len(vs) / 10 {
+	outside := len(vs) / 10
+	if pad > 0 {
+		if pad < len(vs)+outside {
+			return nil, fmt.Errorf("synthetic %s hemisphere: %d vertices asked, but the ROIs alone take %d (lower voxels per ROI)", hemiNames[hemi], pad, len(vs)+outside)
+		}
+		outside = pad - len(vs)
+	}
+	for range outside {
 		m := edge(r.Float64(), r.Float64(), 0.2, 0.15)
 		m.kind = modelNoise
 		vs = append(vs, m)
 	}
 	r.Shuffle(len(vs), func(i, j int) { vs[i], vs[j] = vs[j], vs[i] })
-	return vs
+	return vs, nil
 }
 
 // signal returns vertex m's noise-free response to every image. Scaling
@@ -349,7 +373,10 @@ func newSynthSubject(ctx context.Context, si *synthImages, name string, cfg Synt
 	nFit := min(n, cfg.NImages)
 	for h := range 2 {
 		r := rand.New(rand.NewPCG(subjectSeed(cfg.Seed, name), uint64(h)))
-		models := newVertexModels(r, h, cfg.VoxelsPerROI)
+		models, err := newVertexModels(r, h, cfg.VoxelsPerROI, cfg.Vertices[h])
+		if err != nil {
+			return nil, err
+		}
 		v := len(models)
 		sub.Verts[h] = v
 		fmri := make([]float32, n*v)

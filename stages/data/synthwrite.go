@@ -60,6 +60,7 @@ func synthSubjectInput(si *synthImages, name string, sub *synthSubject, cfg Synt
 		return fmt.Sprintf("synthetic %s mask of %s (%s)", fam, sub.Name, hemiNames[h])
 	}
 	in.NoiseCeiling, in.TrueNoiseCeiling = sub.NC, sub.TrueNC
+	in.NCSource, in.NCUnit = "synthetic: estimated from the repeated trials of the training images", UnitFraction
 	for h := range 2 {
 		in.Train.FMRI[h] = &memRows{name: fmt.Sprintf("synthetic %s fMRI of %s", hemiNames[h], sub.Name), data: sub.FMRI[h], cols: sub.Verts[h]}
 	}

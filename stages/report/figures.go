@@ -119,7 +119,31 @@ func (s *study) groupsFigure() (*figure, error) {
 	default:
 		f.caption += "Error bars: bootstrap 95% CIs over test images where the ridge metrics have them; bars without one come from ridge inputs run with bootstrap: 0."
 	}
+	f.caption += s.differenceCaption(groups)
 	return f, nil
+}
+
+// differenceCaption states each CL comparison per group: the mean-r
+// difference, its per-subject paired bootstrap CI and p over test images,
+// and the test with subjects as the unit.
+func (s *study) differenceCaption(groups []string) string {
+	var parts []string
+	for _, o := range []string{s.control, s.mse} {
+		if s.cl == "" || o == "" || o == s.cl {
+			continue
+		}
+		for _, g := range groups {
+			if pg := comparePair(s.rms, s.cl, o, g); pg != nil {
+				parts = append(parts, fmt.Sprintf("%s − %s, %s: %s", s.cl, o, groupTitle(g), pg.captionText()))
+			}
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " " + strings.Join(parts, ". ") + ". CIs and p_boot: paired bootstrap of each subject's test images (voxels kept together); " +
+		"tests over subjects: one-sample t-test and exact sign-flip p of the subjects' differences. " +
+		"The per-voxel Wilcoxon p of the ridge metrics is descriptive only (voxels are not independent samples)."
 }
 
 // voxelR reads the per-voxel test r of network a and b for every subject

@@ -10,7 +10,10 @@
 //	            control, CL and MSE (and any other network); error bars =
 //	            the ridge metrics' bootstrap 95% CIs over test images,
 //	            averaged over ridge inputs; none when ridge ran with
-//	            bootstrap 0 (the caption says so)
+//	            bootstrap 0 (the caption says so). The caption states
+//	            CL - control and CL - MSE per group: the mean difference,
+//	            each subject's paired bootstrap CI and p over test images,
+//	            and the test with subjects as the unit
 //	scatter     per-voxel test r, CL against control, one colour per ROI,
 //	            with the diagonal
 //	rdiff       histogram of per-voxel r differences, CL minus control
@@ -26,7 +29,11 @@
 // uses opaque colours written as #rrggbb.
 //
 // OutDir/headline.md and headline.json hold the headline table (mean r per
-// ROI group and network); metrics.json repeats it as metrics.
+// ROI group and network), the noise-normalised r and voxels above their
+// ceiling where the data had noise ceilings, and the CL comparisons with
+// their statistics (stats.go: per subject a paired bootstrap over test
+// images, across subjects a test with subjects as the unit); metrics.json
+// repeats the numbers as metrics.
 package report
 
 import (
@@ -50,8 +57,8 @@ func New() stages.Stage { return Stage{} }
 func (Stage) Describe() stages.Description {
 	return stages.Description{
 		Kind:    "report",
-		Version: "3",
-		Doc:     "figures (PNG+SVG) and the headline table from ridge, probe and training outputs",
+		Version: "4",
+		Doc:     "figures (PNG+SVG) and the headline table from ridge, probe and training outputs; noise-normalised r where ceilings exist, CL differences with per-subject bootstrap CIs and p over test images and a test with subjects as the unit",
 		Isolate: "inline",
 		Params: []stages.ParamSpec{
 			{Name: "control", Type: stages.TypeString, Default: "", Doc: "network (features stage name) used as control; default the ridge baseline"},
@@ -67,7 +74,7 @@ func (Stage) Describe() stages.Description {
 		},
 		Outputs: []stages.PortSpec{
 			{Name: "figures", Doc: "groups, scatter, rdiff, improved, curves-<stage>, probe: .png, .svg and .json (caption, panels, series colours)"},
-			{Name: "headline.md", Doc: "mean test r per ROI group and network (markdown)"},
+			{Name: "headline.md", Doc: "mean test r per ROI group and network, noise-normalised r and voxels above their ceiling, CL differences with tests (markdown)"},
 			{Name: "headline.json", Doc: "the same as JSON"},
 		},
 	}
@@ -85,19 +92,32 @@ type ridgeMetrics struct {
 		ROI   map[string]*delta `json:"roi"`
 		Group map[string]*delta `json:"group"`
 	} `json:"compare"`
-	Subject map[string]struct{ Group map[string]map[string]*score } `json:"subject"`
+	Subject map[string]*subjectMetrics `json:"subject"`
 	dir     string
 }
 
-type score struct {
-	MeanR   float64   `json:"mean_r"`
-	CI95    []float64 `json:"ci95"`
-	NVoxels int       `json:"n_voxels"`
+// subjectMetrics is one subject's summary in a multi-subject ridge input.
+type subjectMetrics struct {
+	Group   map[string]map[string]*score `json:"group"`
+	Compare map[string]struct {
+		Group map[string]*delta `json:"group"`
+	} `json:"compare"`
 }
 
+type score struct {
+	MeanR         float64   `json:"mean_r"`
+	CI95          []float64 `json:"ci95"`
+	MeanRNorm     *float64  `json:"mean_r_norm"`
+	NAboveCeiling *int      `json:"n_above_ceiling"`
+	NVoxels       int       `json:"n_voxels"`
+}
+
+// delta is the part of a ridge comparison the report reads (ridge.Delta).
 type delta struct {
-	PctImproved float64 `json:"pct_improved"`
-	WilcoxonP   float64 `json:"wilcoxon_p"`
+	PctImproved float64   `json:"pct_improved"`
+	DeltaMeanR  float64   `json:"delta_mean_r"`
+	DeltaCI95   []float64 `json:"delta_ci95"`
+	PBoot       *float64  `json:"p_boot"`
 }
 
 // groupOrder is the poster's order of ROI groups.
@@ -234,23 +254,55 @@ func pick(explicit, fallback string, nets []string, hint string) string {
 // subjects (each ridge input's, or each subject of a multi-subject input).
 func groupStats(rms []*ridgeMetrics, group, net string) (mean float64, ok bool) {
 	var vals []float64
-	for _, m := range rms {
-		if len(m.Subject) > 1 {
-			for _, s := range m.Subjects {
-				if sc := m.Subject[s].Group[group][net]; sc != nil {
-					vals = append(vals, sc.MeanR)
-				}
-			}
-			continue
-		}
-		if sc := m.Group[group][net]; sc != nil {
-			vals = append(vals, sc.MeanR)
-		}
+	for _, sc := range subjectScores(rms, group, net) {
+		vals = append(vals, sc.MeanR)
 	}
 	if len(vals) == 0 {
 		return 0, false
 	}
 	return meanOf(vals), true
+}
+
+// subjectScores lists a group's score of net per subject: each ridge
+// input's, or each subject's of a multi-subject input.
+func subjectScores(rms []*ridgeMetrics, group, net string) []*score {
+	var out []*score
+	for _, m := range rms {
+		if len(m.Subject) > 1 {
+			for _, s := range m.Subjects {
+				if sm := m.Subject[s]; sm != nil && sm.Group[group][net] != nil {
+					out = append(out, sm.Group[group][net])
+				}
+			}
+			continue
+		}
+		if sc := m.Group[group][net]; sc != nil {
+			out = append(out, sc)
+		}
+	}
+	return out
+}
+
+// groupNorm returns a group's noise-normalised r of net (mean over
+// subjects of mean r / mean sqrt(ceiling)) and its voxels above their
+// ceiling (summed over subjects); ok is false unless every subject's data
+// had noise ceilings.
+func groupNorm(rms []*ridgeMetrics, group, net string) (norm float64, above int, ok bool) {
+	scs := subjectScores(rms, group, net)
+	var vals []float64
+	for _, sc := range scs {
+		if sc.MeanRNorm == nil {
+			return 0, 0, false
+		}
+		vals = append(vals, *sc.MeanRNorm)
+		if sc.NAboveCeiling != nil {
+			above += *sc.NAboveCeiling
+		}
+	}
+	if len(vals) == 0 {
+		return 0, 0, false
+	}
+	return meanOf(vals), above, true
 }
 
 func meanOf(v []float64) float64 {
@@ -276,7 +328,10 @@ func presentGroups(rms []*ridgeMetrics) []string {
 }
 
 // writeHeadline writes the mean r per ROI group and network, with the CL
-// comparisons, as markdown, JSON and metrics.
+// comparisons, as markdown, JSON and metrics: noise-normalised r and
+// voxels above their ceiling where the data had noise ceilings, and each
+// CL comparison's mean difference with its test over subjects and each
+// subject's paired bootstrap CI and p.
 func writeHeadline(req *stages.Request, rms []*ridgeMetrics, nets []string, control, cl, mse string) error {
 	groups := presentGroups(rms)
 	head := map[string]map[string]float64{}
@@ -321,10 +376,13 @@ func writeHeadline(req *stages.Request, rms []*ridgeMetrics, nets []string, cont
 	if len(groups) > 0 {
 		b.WriteString("\nROI groups: " + groupMembers + ".\n")
 	}
+	norm := writeNormTable(&b, rms, groups, nets, head)
+	compare := writeCompareTables(&b, rms, groups, cl, pctCols, head)
 	if err := os.WriteFile(filepath.Join(req.OutDir, "headline.md"), []byte(b.String()), 0o644); err != nil {
 		return err
 	}
-	js, err := json.MarshalIndent(map[string]any{"group": head, "control": control, "cl": cl, "mse": mse}, "", "  ")
+	js, err := json.MarshalIndent(map[string]any{"group": head, "control": control, "cl": cl, "mse": mse,
+		"noise_normalised": norm, "compare": compare, "statistics": statsNote}, "", "  ")
 	if err != nil {
 		return err
 	}

@@ -157,6 +157,7 @@ type cell struct {
 	r     []float64
 	nc    []float32 // noise ceiling per voxel (fraction of variance), nil if unknown
 	boot  []float64 // mean r per bootstrap resample, nil without bootstrap
+	nte   int       // test images r was computed over (its sampling error)
 }
 
 // job is the state of one Run.
@@ -433,7 +434,7 @@ func (j *job) fitArtifact(ctx context.Context, net, subject string, art stages.A
 				return err
 			}
 		}
-		c := &cell{group: info.Group, r: r, nc: rs.nc[i]}
+		c := &cell{group: info.Group, r: r, nc: rs.nc[i], nte: rs.nte}
 		if counts != nil {
 			pc := gather(res.pred, v, seq(off, w))
 			oc := gather(yte, v, seq(off, w))

@@ -20,9 +20,18 @@ import (
 // is the mean over subjects of each subject's mean over voxels; a group's
 // mean r is the mean over its ROIs (the poster's convention); voxel counts,
 // % improved and Wilcoxon tests pool the voxels of all subjects (and of all
-// ROIs of a group). Bootstrap CIs average the paired resamples over
-// subjects and ROIs. Subject repeats the summary per subject when more than
-// one subject was fitted.
+// ROIs of a group). Bootstrap CIs and p-values average the paired
+// resamples over subjects and ROIs. Subject repeats the summary per subject
+// when more than one subject was fitted; then every top-level comparison
+// also carries a test with subjects as the unit (Delta.Subjects).
+//
+// Statistics over test images: every network of a subject is scored on the
+// same B resamples of the subject's test images (BootstrapCounts, one draw
+// per subject and seed), all voxels of a resample together, so a
+// difference's resamples are paired; its CI95 is the percentile interval
+// and p_boot is BootstrapP. The Wilcoxon signed-rank p over voxels is kept
+// as a descriptive number only (wilcoxon_p_descriptive): voxels are not
+// independent samples, so it is no test of a network difference.
 type Metrics struct {
 	Networks []string `json:"networks"` // features input stages, in input order
 	Baseline string   `json:"baseline"`
@@ -69,8 +78,14 @@ type Score struct {
 	// (sqrt of the data's variance-fraction ceiling), over the voxels with
 	// a positive ceiling; absent when the data has no noise ceiling.
 	MeanRNorm *float64 `json:"mean_r_norm,omitempty"`
-	NVoxels   int      `json:"n_voxels"`
-	NROIs     int      `json:"n_rois,omitempty"` // groups only
+	// NAboveCeiling counts voxels whose test r exceeds their noise ceiling
+	// (in r units) beyond sampling error (AboveCeiling), summed over
+	// subjects (and a group's ROIs); absent without noise ceilings. A
+	// count well above 2.5% of the voxels says the ceilings are too low
+	// (or were read in the wrong unit).
+	NAboveCeiling *int `json:"n_above_ceiling,omitempty"`
+	NVoxels       int  `json:"n_voxels"`
+	NROIs         int  `json:"n_rois,omitempty"` // groups only
 }
 
 // Comparison is network a against network b, per ROI and per group.
@@ -79,13 +94,51 @@ type Comparison struct {
 	Group map[string]*Delta `json:"group"`
 }
 
-// Delta is one paired comparison over voxels.
+// Delta is one paired comparison of network a with b.
 type Delta struct {
-	PctImproved float64   `json:"pct_improved"` // % of voxels with r_a > r_b
-	WilcoxonP   float64   `json:"wilcoxon_p"`   // two-sided signed-rank test of r_a - r_b
-	DeltaMeanR  float64   `json:"delta_mean_r"` // mean_r(a) - mean_r(b)
-	DeltaCI95   []float64 `json:"delta_ci95,omitempty"`
-	NVoxels     int       `json:"n_voxels"`
+	PctImproved float64 `json:"pct_improved"` // % of voxels with r_a > r_b
+	// WilcoxonP is the two-sided signed-rank p of the per-voxel r_a - r_b.
+	// Descriptive only: voxels are not independent samples (neighbours
+	// share noise and signal), so with thousands of voxels it is tiny for
+	// any consistent shift; use PBoot and Subjects to test a difference.
+	WilcoxonP  float64 `json:"wilcoxon_p_descriptive"`
+	DeltaMeanR float64 `json:"delta_mean_r"` // mean_r(a) - mean_r(b)
+	// DeltaCI95 is the paired bootstrap 95% interval of DeltaMeanR over
+	// test images (voxels kept together) and PBoot its two-sided
+	// bootstrap p-value (BootstrapP); absent with bootstrap: 0.
+	DeltaCI95 []float64 `json:"delta_ci95,omitempty"`
+	PBoot     *float64  `json:"p_boot,omitempty"`
+	// Subjects tests DeltaMeanR with subjects as the unit; set on the
+	// top-level summary of a fit of several subjects.
+	Subjects *SubjectTest `json:"subjects_test,omitempty"`
+	NVoxels  int          `json:"n_voxels"`
+}
+
+// SubjectTest is a group-level test of a mean difference over subjects,
+// each subject's difference one observation.
+type SubjectTest struct {
+	N         int     `json:"n"`          // subjects
+	MeanDelta float64 `json:"mean_delta"` // mean over subjects of their differences
+	// T, DF and P are the two-sided one-sample t-test against zero
+	// (TTest1Samp); absent when undefined (all differences equal).
+	T  *float64 `json:"t,omitempty"`
+	DF int      `json:"df"`
+	P  *float64 `json:"p_t,omitempty"`
+	// PSignFlip is the exact sign-flip permutation p (SignFlipP), valid
+	// for few subjects (its floor is 2^(1-n)).
+	PSignFlip float64 `json:"p_signflip"`
+}
+
+// NewSubjectTest tests the subjects' differences d; nil for fewer than 2.
+func NewSubjectTest(d []float64) *SubjectTest {
+	if len(d) < 2 {
+		return nil
+	}
+	st := &SubjectTest{N: len(d), MeanDelta: mean(d), DF: len(d) - 1, PSignFlip: SignFlipP(d)}
+	if t, p, _, ok := TTest1Samp(d); ok {
+		st.T, st.P = fptr(t), fptr(p)
+	}
+	return st
 }
 
 func (j *job) metrics() *Metrics {
@@ -106,8 +159,33 @@ func (j *job) metrics() *Metrics {
 		for _, s := range j.subjects {
 			m.Subject[s] = j.summarise([]string{s})
 		}
+		m.testSubjects()
 	}
 	return m
+}
+
+// testSubjects adds to every top-level comparison the test over subjects
+// of the per-subject mean differences.
+func (m *Metrics) testSubjects() {
+	for pair, cmp := range m.Compare {
+		each := func(pick func(c *Comparison) *Delta) []float64 {
+			var d []float64
+			for _, s := range m.Subjects {
+				if c := m.Subject[s].Compare[pair]; c != nil {
+					if x := pick(c); x != nil {
+						d = append(d, x.DeltaMeanR)
+					}
+				}
+			}
+			return d
+		}
+		for roi, d := range cmp.ROI {
+			d.Subjects = NewSubjectTest(each(func(c *Comparison) *Delta { return c.ROI[roi] }))
+		}
+		for g, d := range cmp.Group {
+			d.Subjects = NewSubjectTest(each(func(c *Comparison) *Delta { return c.Group[g] }))
+		}
+	}
 }
 
 // pairs lists the comparisons: each network vs the baseline, then the
@@ -148,10 +226,13 @@ func (j *job) aggregate(subjects []string, roi, net string) *roiAgg {
 	sc := &Score{}
 	var norms []float64
 	boot := cells[0].boot != nil
+	above, withNC := 0, 0
 	for _, c := range cells {
 		sc.MeanR += mean(c.r) / float64(len(cells))
 		sc.NVoxels += len(c.r)
 		if c.nc != nil {
+			withNC++
+			above += AboveCeiling(c.r, c.nc, c.nte)
 			if nr, ok := normalised(c.r, c.nc); ok {
 				norms = append(norms, nr)
 			}
@@ -160,6 +241,9 @@ func (j *job) aggregate(subjects []string, roi, net string) *roiAgg {
 	}
 	if len(norms) == len(cells) {
 		sc.MeanRNorm = fptr(mean(norms))
+	}
+	if withNC == len(cells) {
+		sc.NAboveCeiling = &above
 	}
 	a := &roiAgg{score: sc}
 	if boot {
@@ -234,11 +318,16 @@ func (j *job) summarise(subjects []string) *Summary {
 			sc := &Score{NROIs: len(parts)}
 			var boots [][]float64
 			var rs, norms []float64
+			above, withNC := 0, 0
 			for _, a := range parts {
 				rs = append(rs, a.score.MeanR)
 				sc.NVoxels += a.score.NVoxels
 				if a.score.MeanRNorm != nil {
 					norms = append(norms, *a.score.MeanRNorm)
+				}
+				if a.score.NAboveCeiling != nil {
+					above += *a.score.NAboveCeiling
+					withNC++
 				}
 				if a.boot != nil {
 					boots = append(boots, a.boot)
@@ -247,6 +336,9 @@ func (j *job) summarise(subjects []string) *Summary {
 			sc.MeanR = mean(rs)
 			if len(norms) == len(parts) {
 				sc.MeanRNorm = fptr(mean(norms))
+			}
+			if withNC == len(parts) {
+				sc.NAboveCeiling = &above
 			}
 			if len(boots) == len(parts) {
 				sc.CI95 = ci95(meanRows(boots))
@@ -327,9 +419,9 @@ func (j *job) pairData(subjects []string, roi, a, b string) *pairData {
 	return pd
 }
 
-// comparePooled pools the voxels of parts for % improved and the Wilcoxon
-// test; the mean difference and its CI average the parts (ROIs), like a
-// group's mean r.
+// comparePooled pools the voxels of parts for % improved and the
+// (descriptive) Wilcoxon p; the mean difference, its CI and bootstrap p
+// average the parts (ROIs) per resample, like a group's mean r.
 func comparePooled(parts []*pairData) *Delta {
 	var diffs, deltas []float64
 	var boots [][]float64
@@ -354,7 +446,9 @@ func comparePooled(parts []*pairData) *Delta {
 		NVoxels:     len(diffs),
 	}
 	if len(boots) == len(parts) {
-		d.DeltaCI95 = ci95(meanRows(boots))
+		b := meanRows(boots)
+		d.DeltaCI95 = ci95(b)
+		d.PBoot = fptr(BootstrapP(b))
 	}
 	return d
 }
@@ -444,4 +538,18 @@ func writeTable(w io.Writer, m *Metrics) {
 		row("["+g+"]", m.Group[g], func(c *Comparison) *Delta { return c.Group[g] })
 	}
 	tw.Flush()
+	for _, k := range vs {
+		for _, g := range groups {
+			d := m.Compare[k].Group[g]
+			if d == nil || d.PBoot == nil {
+				continue
+			}
+			line := fmt.Sprintf("ridge: %s [%s]: mean r difference %+.4f, 95%% CI [%+.4f, %+.4f], p_boot %.3g (test images resampled, voxels together)",
+				k, g, d.DeltaMeanR, d.DeltaCI95[0], d.DeltaCI95[1], *d.PBoot)
+			if st := d.Subjects; st != nil && st.P != nil {
+				line += fmt.Sprintf("; over %d subjects t(%d) = %.3g, p = %.3g, sign-flip p = %.3g", st.N, st.DF, *st.T, *st.P, st.PSignFlip)
+			}
+			fmt.Fprintln(w, line)
+		}
+	}
 }

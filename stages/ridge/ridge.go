@@ -3,8 +3,12 @@
 // L2-penalised linear regression per voxel from the network's features on
 // the training images, with each voxel's penalty chosen by K-fold
 // cross-validation, scores Pearson r per voxel on the test images, and
-// compares networks voxel by voxel (% of voxels improved, Wilcoxon
-// signed-rank test, bootstrap confidence intervals over test images).
+// compares networks: per subject a paired bootstrap over test images
+// (every network scored on the same resamples, voxels kept together) gives
+// the CI and p of each mean-r difference, and a fit of several subjects
+// tests the differences with subjects as the unit; % of voxels improved
+// and a Wilcoxon signed-rank p over voxels stay as descriptive numbers
+// (voxels are not independent samples).
 //
 // The solver (solver.go, basis.go) follows himalaya's RidgeCV: one
 // decomposition per fold and GEMMs for all alphas and voxels at once,
@@ -54,7 +58,9 @@ import (
 //
 // 2: per-fold standardisation, cv_score r by default, float64 basis for
 // float32 fits, dual form for wide layers, the reduce param.
-const Version = "2"
+// 3: metrics: p_boot and subjects_test on comparisons, n_above_ceiling on
+// scores, wilcoxon_p renamed wilcoxon_p_descriptive.
+const Version = "3"
 
 // Stage is the ridge stage kind. Its zero value is ready to use.
 type Stage struct{}
@@ -92,9 +98,9 @@ func (Stage) Describe() stages.Description {
 			{Name: "merge_val", Type: stages.TypeBool, Default: true, Doc: "train on the train and val splits together (the networks never saw test images; alphas come from CV, so a separate val split has no use here)"},
 			{Name: "baseline", Type: stages.TypeString, Default: "", Doc: "stage name of the control network's features; default the first features input"},
 			{Name: "save_weights", Type: stages.TypeBool, Default: false, Doc: "also write per-voxel weights (D x v) per network and ROI, on features standardised with all training rows"},
-			{Name: "bootstrap", Type: stages.TypeInt, Default: int64(1000), Min: fptr(0), Doc: "bootstrap resamples of the test images for 95% CIs; 0 skips them"},
+			{Name: "bootstrap", Type: stages.TypeInt, Default: int64(1000), Min: fptr(0), Doc: "bootstrap resamples of the test images (drawn once per subject and shared by every network, all voxels together) for 95% CIs of mean r and paired CIs and p-values (p_boot) of every network difference; 0 skips them"},
 			{Name: "seed", Type: stages.TypeInt, Default: int64(0), Doc: "seed of the bootstrap resampling"},
-			{Name: "dtype", Type: stages.TypeString, Default: "float32", Enum: []string{"float32", "float64"}, Doc: "precision of the per-voxel GEMMs (the decomposition is always float64): float32 (default) is twice as fast and half the memory, and agrees with float64 to 1e-4 in test r; float64 for exact reproduction of a float64 reference"},
+			{Name: "dtype", Type: stages.TypeString, Default: "float32", Enum: []string{"float32", "float64"}, Doc: "precision of the per-voxel GEMMs (the decomposition is always float64): float32 (default) halves the memory of the voxel-sized arrays and runs float32 GEMMs, and agrees with float64 to 1e-4 in test r at every alpha; float64 reproduces a float64 reference to round-off"},
 			{Name: "voxel_batch", Type: stages.TypeInt, Default: int64(0), Min: fptr(0), Doc: "voxels solved at once; 0 sizes batches to ~128 MB of work arrays"},
 		},
 		Inputs: []stages.PortSpec{

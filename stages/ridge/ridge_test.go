@@ -229,6 +229,11 @@ func TestRunEndToEnd(t *testing.T) {
 		if c != nil && c.WilcoxonP > 0.01 {
 			t.Errorf("ROI %s: Wilcoxon p = %g for a clear improvement", r.name, c.WilcoxonP)
 		}
+		// 200 paired resamples of the test images: a clear improvement
+		// sits at the bootstrap p's floor, 2/201, with a CI above zero.
+		if c != nil && (c.PBoot == nil || *c.PBoot > 0.01 || len(c.DeltaCI95) != 2 || c.DeltaCI95[0] <= 0) {
+			t.Errorf("ROI %s: good vs control p_boot %v, CI %v; want a significant paired difference", r.name, c.PBoot, c.DeltaCI95)
+		}
 	}
 	// The ROI-tuned network is used only where it was tuned.
 	if m.ROI["V1v"]["tune_cl"] == nil || m.ROI["FFA-1"]["tune_cl"] == nil || m.ROI["early"]["tune_cl"] != nil {
@@ -243,8 +248,11 @@ func TestRunEndToEnd(t *testing.T) {
 	if n := m.ROI["V1v"]["good"].MeanRNorm; n == nil || math.Abs(*n-m.ROI["V1v"]["good"].MeanR/0.9) > 1e-6 {
 		t.Errorf("V1v mean_r_norm %v, want mean r / sqrt(0.81)", n)
 	}
-	if m.ROI["FFA-1"]["good"].MeanRNorm != nil {
-		t.Errorf("FFA-1 has no noise ceiling but got mean_r_norm")
+	if m.ROI["FFA-1"]["good"].MeanRNorm != nil || m.ROI["FFA-1"]["good"].NAboveCeiling != nil {
+		t.Errorf("FFA-1 has no noise ceiling but got mean_r_norm or n_above_ceiling")
+	}
+	if m.ROI["V1v"]["good"].NAboveCeiling == nil {
+		t.Errorf("V1v has noise ceilings but no n_above_ceiling")
 	}
 	for _, g := range []string{"early", "higher", "streams"} {
 		if s := m.Group[g]["good"]; s == nil || s.NROIs != 1 || m.Compare["good_vs_control"].Group[g] == nil {
@@ -352,6 +360,9 @@ func TestRunTwoSubjects(t *testing.T) {
 		c := m.Compare["good_vs_control"].ROI[roi]
 		if c.NVoxels != all.NVoxels {
 			t.Errorf("%s: comparison pools %d voxels, want %d", roi, c.NVoxels, all.NVoxels)
+		}
+		if st := c.Subjects; st == nil || st.N != 2 || st.DF != 1 || st.PSignFlip != 0.5 {
+			t.Errorf("%s: test over subjects %+v; want 2 subjects, sign-flip p 0.5", roi, st)
 		}
 	}
 	// tune_cl's artifacts are labelled subj01: subj02 has no tune_cl scores.

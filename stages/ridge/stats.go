@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/voxflow/voxflow/stages/linalg"
+	"gonum.org/v1/gonum/stat/distuv"
 )
 
 // PearsonCols returns Pearson's r between column j of a and of b (both
@@ -176,4 +177,134 @@ func Percentile(x []float64, q float64) float64 {
 	lo := int(math.Floor(pos))
 	hi := min(lo+1, len(s)-1)
 	return s[lo] + (pos-float64(lo))*(s[hi]-s[lo])
+}
+
+// BootstrapP is the two-sided p-value of a paired bootstrap distribution
+// of a difference (each entry one resample's statistic of network a minus
+// the same resample's statistic of b): twice the smaller share of
+// resamples on either side of zero, each share counted as (k+1)/(B+1) so
+// that B resamples never claim p < 2/(B+1). It is the smallest alpha at
+// which the percentile (1-alpha) interval excludes zero. NaN for no
+// resamples.
+func BootstrapP(boot []float64) float64 {
+	if len(boot) == 0 {
+		return math.NaN()
+	}
+	le, ge := 0, 0
+	for _, d := range boot {
+		if d <= 0 {
+			le++
+		}
+		if d >= 0 {
+			ge++
+		}
+	}
+	b := float64(len(boot))
+	return math.Min(1, 2*float64(min(le, ge)+1)/(b+1))
+}
+
+// AboveCeiling counts the voxels whose test r exceeds their noise ceiling
+// in r units, sqrt(nc) with nc the ceiling as a fraction of variance,
+// beyond r's sampling error over n test images: Fisher's
+// atanh(r) - atanh(sqrt(nc)) > 1.96 / sqrt(n - 3), a one-sided 2.5% test
+// per voxel that takes the ceiling as known. Voxels with an unknown (NaN)
+// or negative ceiling are not counted; a ceiling of 1 is never exceeded.
+func AboveCeiling(r []float64, nc []float32, n int) int {
+	if n <= 3 {
+		return 0
+	}
+	tol := 1.96 / math.Sqrt(float64(n-3))
+	k := 0
+	for i, c := range nc {
+		f := float64(c)
+		if math.IsNaN(f) || f < 0 || f >= 1 || math.IsNaN(r[i]) {
+			continue
+		}
+		if math.Atanh(math.Min(r[i], 1-1e-15))-math.Atanh(math.Sqrt(f)) > tol {
+			k++
+		}
+	}
+	return k
+}
+
+// TTest1Samp is the two-sided one-sample Student t-test of x against a
+// mean of zero (scipy.stats.ttest_1samp): t = mean / (sd / sqrt(n)) with
+// the n-1 sample standard deviation, df = n-1. ok is false when the test
+// is undefined (fewer than 2 values, or all equal so sd = 0).
+func TTest1Samp(x []float64) (t, p float64, df int, ok bool) {
+	n := len(x)
+	if n < 2 {
+		return 0, 0, 0, false
+	}
+	m := 0.0
+	for _, v := range x {
+		m += v
+	}
+	m /= float64(n)
+	ss := 0.0
+	for _, v := range x {
+		ss += (v - m) * (v - m)
+	}
+	sd := math.Sqrt(ss / float64(n-1))
+	if sd == 0 || math.IsNaN(sd) {
+		return 0, 0, n - 1, false
+	}
+	t = m / (sd / math.Sqrt(float64(n)))
+	st := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: float64(n - 1)}
+	p = 2 * st.Survival(math.Abs(t))
+	return t, math.Min(p, 1), n - 1, true
+}
+
+// SignFlipP is the two-sided sign-flip permutation p-value of mean(x)
+// against zero: the share of the 2^n sign assignments whose |mean| is at
+// least the observed one (the observed assignment included, so p >= 2^-n;
+// with 3 subjects p is never below 0.125). Exact for n <= 20; beyond, 2^20
+// random assignments from a fixed seed, counted as (k+1)/(B+1). It assumes
+// only that each subject's difference is symmetric about zero under the
+// null, which a t-test over a handful of subjects cannot check.
+func SignFlipP(x []float64) float64 {
+	n := len(x)
+	if n == 0 {
+		return math.NaN()
+	}
+	obs := 0.0
+	for _, v := range x {
+		obs += v
+	}
+	obs = math.Abs(obs)
+	// Sums equal up to round-off count as ties (the observed one included).
+	tol := 1e-12 * (1 + obs)
+	count := func(signs uint64) bool {
+		s := 0.0
+		for i, v := range x {
+			if signs>>uint(i)&1 == 1 {
+				s -= v
+			} else {
+				s += v
+			}
+		}
+		return math.Abs(s) >= obs-tol
+	}
+	if n <= 20 {
+		k := 0
+		for m := uint64(0); m < 1<<uint(n); m++ {
+			if count(m) {
+				k++
+			}
+		}
+		return float64(k) / float64(uint64(1)<<uint(n))
+	}
+	const b = 1 << 20
+	rng := rand.New(rand.NewPCG(1, uint64(n)))
+	k := 0
+	for range b {
+		var m uint64
+		// Only the first 64 signs vary beyond n = 64; subject counts
+		// never come near.
+		m = rng.Uint64()
+		if count(m) {
+			k++
+		}
+	}
+	return float64(k+1) / float64(b+1)
 }
