@@ -82,8 +82,9 @@ func BenchmarkNoopRerun(b *testing.B) {
 // NSD's real shape (`voxflow data synth --full-shape`: 9,841 + 159 images
 // at 425 px, 19,004 + 20,544 vertices): the data stage (decode, resize to
 // 224, z-score 4 ROIs), features of AlexNet 224 at two layers (features.12,
-// 9,216-d, and classifier.5, 4,096-d) and one ridge scoring both, from an
-// empty cache. It reports seconds per stage, voxflow's peak RSS and the
+// 9,216-d, and classifier.5, 4,096-d) and a ridge on each (the conv layer
+// pooled to 2x2 per channel, 1,024-d: ridge on all 9,216 features is
+// stages/ridge's own benchmark), from an empty cache. It reports seconds per stage, voxflow's peak RSS and the
 // disk a subject takes (source and cache), so a lab can plan a real run.
 // Needs VOXFLOW_BENCH_FULL=1 (about a quarter of an hour on 2 cores).
 func BenchmarkFullShapeRehearsal(b *testing.B) {
@@ -110,10 +111,15 @@ stages:
     uses: features
     inputs: {data: nsd.dataset, net: net.net}
     with: {layer: classifier.5, batch_size: 64}
-  ridge:
+  ridge_conv:
     uses: ridge
-    inputs: {data: nsd.dataset, features: [feat_conv.features, feat_fc.features]}
-    with: {baseline: feat_conv, bootstrap: 200}
+    inputs: {data: nsd.dataset, features: [feat_conv.features]}
+    with: {baseline: feat_conv, bootstrap: 200, reduce: "pool:2"}
+    resources: {cpus: 2}
+  ridge_fc:
+    uses: ridge
+    inputs: {data: nsd.dataset, features: [feat_fc.features]}
+    with: {baseline: feat_fc, bootstrap: 200}
     resources: {cpus: 2}
 `
 		if err := os.WriteFile(filepath.Join(dir, "fs.yaml"), []byte(spec), 0o644); err != nil {

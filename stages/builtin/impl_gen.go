@@ -28,13 +28,13 @@ package builtin
 func identities() map[string]identity {
 	return map[string]identity{
 		"github.com/voxflow/voxflow/stages/command":  {source: "f08016566dae45c1c9379c86f0757be9d00eb1245affd268fb876a9f337c867d", identity: "f08016566dae45c1c9379c86f0757be9d00eb1245affd268fb876a9f337c867d"},
-		"github.com/voxflow/voxflow/stages/data":     {source: "b64aa70b6d4d89115d8b4ea28dd562400264a29043040c9d4bbd044e8c01c77c", identity: "b64aa70b6d4d89115d8b4ea28dd562400264a29043040c9d4bbd044e8c01c77c"},
-		"github.com/voxflow/voxflow/stages/features": {source: "3877a2c1e009b8fcd2187c510e39c3e2cf39254f056c98f9f44ec3c9a7fac203", identity: "3877a2c1e009b8fcd2187c510e39c3e2cf39254f056c98f9f44ec3c9a7fac203"},
-		"github.com/voxflow/voxflow/stages/pretrain": {source: "473d77cc6466697f2f9ce77008b74529ebbeb983e718da8600a8b2607eaae165", identity: "473d77cc6466697f2f9ce77008b74529ebbeb983e718da8600a8b2607eaae165"},
+		"github.com/voxflow/voxflow/stages/data":     {source: "8c9948111eca59f90dd0377428d129bf5f2b8490257f856cf99158c0e16fe33e", identity: "8c9948111eca59f90dd0377428d129bf5f2b8490257f856cf99158c0e16fe33e"},
+		"github.com/voxflow/voxflow/stages/features": {source: "302f206865df280bd4cab583acc83ea6eaa3508fc813a5a5f83d116de7352a8c", identity: "302f206865df280bd4cab583acc83ea6eaa3508fc813a5a5f83d116de7352a8c"},
+		"github.com/voxflow/voxflow/stages/pretrain": {source: "949e6b0d919b4f4b5daa26a89dc08f96368d823f5c07d89b944e591ef333cbdc", identity: "949e6b0d919b4f4b5daa26a89dc08f96368d823f5c07d89b944e591ef333cbdc"},
 		"github.com/voxflow/voxflow/stages/probe":    {source: "574aa69bf1a3f58d1f108d82f41a95043203ed666447d07107f95d09eaa4cc20", identity: "574aa69bf1a3f58d1f108d82f41a95043203ed666447d07107f95d09eaa4cc20"},
-		"github.com/voxflow/voxflow/stages/report":   {source: "4fd4ee862b29739577694db11830d909aeb9f82a26801cbeadcde357e595dc15", identity: "4fd4ee862b29739577694db11830d909aeb9f82a26801cbeadcde357e595dc15"},
-		"github.com/voxflow/voxflow/stages/ridge":    {source: "be4750fd45cbe05ffbdacd8582e17bd42cacee8b97bc0f37f5aadc630be238ab", identity: "be4750fd45cbe05ffbdacd8582e17bd42cacee8b97bc0f37f5aadc630be238ab"},
-		"github.com/voxflow/voxflow/stages/tunecl":   {source: "929280bb386d87d765daa1470318b59652306b0ac67c531e550ba9d9e8d9887d", identity: "929280bb386d87d765daa1470318b59652306b0ac67c531e550ba9d9e8d9887d"},
-		"github.com/voxflow/voxflow/stages/tunemse":  {source: "64b99406703de94d445ddafc0777d16464fe27bdd915b3fef59a4e4e5d40a68b", identity: "64b99406703de94d445ddafc0777d16464fe27bdd915b3fef59a4e4e5d40a68b"},
+		"github.com/voxflow/voxflow/stages/report":   {source: "696f58da27e1d030a5beac2774028f8eebc16bcfb706ca51f37d5dc2b27defc1", identity: "696f58da27e1d030a5beac2774028f8eebc16bcfb706ca51f37d5dc2b27defc1"},
+		"github.com/voxflow/voxflow/stages/ridge":    {source: "36608a2efe261950a1fe18388e815a3c2b72e4d779d0c191552131057cc17625", identity: "36608a2efe261950a1fe18388e815a3c2b72e4d779d0c191552131057cc17625"},
+		"github.com/voxflow/voxflow/stages/tunecl":   {source: "52c0051ef90ed6bef88b4a1abc244862f35b2dfba84efebdddaee985dc99290f", identity: "52c0051ef90ed6bef88b4a1abc244862f35b2dfba84efebdddaee985dc99290f"},
+		"github.com/voxflow/voxflow/stages/tunemse":  {source: "ae37fdc7de35c12a1be5fa6b52896d95dc907278da072724201c7227cbe63292", identity: "ae37fdc7de35c12a1be5fa6b52896d95dc907278da072724201c7227cbe63292"},
 	}
 }
