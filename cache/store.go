@@ -65,12 +65,7 @@ const sqliteHeader = "SQLite format 3\x00"
 // records them, so the index never points at an object that a power cut
 // could take away. FULL would add an fsync per commit for nothing more.
 func Open(ctx context.Context, dir string) (*Store, error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, fmt.Errorf("open cache %s: %w", dir, err)
-	}
-	path := filepath.Join(abs, "index.db")
-	exists, err := checkIndexFile(path)
+	abs, path, exists, err := locateIndex(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -97,6 +92,19 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	return &Store{Objects: o, db: db, Grace: DefaultGrace}, nil
 }
 
+// locateIndex returns the cache directory dir made absolute, its
+// index.db and whether that exists (a file there that is not a voxflow
+// index is an error; see checkIndexFile).
+func locateIndex(dir string) (abs, path string, exists bool, err error) {
+	abs, err = filepath.Abs(dir)
+	if err != nil {
+		return "", "", false, fmt.Errorf("open cache %s: %w", dir, err)
+	}
+	path = filepath.Join(abs, "index.db")
+	exists, err = checkIndexFile(path)
+	return abs, path, exists, err
+}
+
 // OpenReadOnly opens the existing store rooted at dir for reading only:
 // commands that only read (status, show, log, plan, compare, report) use it,
 // so they work on a cache they may not write (a lab's shared cache mounted
@@ -104,12 +112,7 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 // --cache fails with ErrNoCache instead of reporting on an empty one).
 // Every write to the returned store fails with ErrReadOnly.
 func OpenReadOnly(ctx context.Context, dir string) (*Store, error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, fmt.Errorf("open cache %s: %w", dir, err)
-	}
-	path := filepath.Join(abs, "index.db")
-	exists, err := checkIndexFile(path)
+	abs, path, exists, err := locateIndex(dir)
 	if err != nil {
 		return nil, err
 	}

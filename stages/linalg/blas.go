@@ -60,23 +60,30 @@ func Gemm[T Float](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b 
 func SyrkT[T Float](n, k int, alpha T, a []T, lda int, beta T, c []T, ldc int) {
 	checkLen("SyrkT A", len(a), k, n, lda)
 	checkLen("SyrkT C", len(c), n, n, ldc)
+	syrkUpper(C.CblasTrans, n, k, alpha, a, lda, beta, c, ldc)
+	// BLAS only writes the upper triangle; callers want a plain symmetric matrix.
+	for i := 1; i < n; i++ {
+		for j := 0; j < i; j++ {
+			c[i*ldc+j] = c[j*ldc+i]
+		}
+	}
+}
+
+// syrkUpper is BLAS syrk into the upper triangle of the row-major n x n C,
+// with A used as given (CblasNoTrans: n x k) or transposed (CblasTrans:
+// k x n); the caller has checked the lengths.
+func syrkUpper[T Float](trans C.enum_CBLAS_TRANSPOSE, n, k int, alpha T, a []T, lda int, beta T, c []T, ldc int) {
 	overflowInt(n, k, lda, ldc)
 	if n == 0 {
 		return
 	}
 	switch any(alpha).(type) {
 	case float32:
-		C.cblas_ssyrk(C.CblasRowMajor, C.CblasUpper, C.CblasTrans, C.blasint(n), C.blasint(k),
+		C.cblas_ssyrk(C.CblasRowMajor, C.CblasUpper, trans, C.blasint(n), C.blasint(k),
 			C.float(alpha), (*C.float)(ptr(a)), C.blasint(lda), C.float(beta), (*C.float)(ptr(c)), C.blasint(ldc))
 	case float64:
-		C.cblas_dsyrk(C.CblasRowMajor, C.CblasUpper, C.CblasTrans, C.blasint(n), C.blasint(k),
+		C.cblas_dsyrk(C.CblasRowMajor, C.CblasUpper, trans, C.blasint(n), C.blasint(k),
 			C.double(alpha), (*C.double)(ptr(a)), C.blasint(lda), C.double(beta), (*C.double)(ptr(c)), C.blasint(ldc))
-	}
-	// BLAS only writes the upper triangle; callers want a plain symmetric matrix.
-	for i := 1; i < n; i++ {
-		for j := 0; j < i; j++ {
-			c[i*ldc+j] = c[j*ldc+i]
-		}
 	}
 }
 
@@ -88,18 +95,7 @@ func SyrkT[T Float](n, k int, alpha T, a []T, lda int, beta T, c []T, ldc int) {
 func SyrkNUpper[T Float](n, k int, alpha T, a []T, lda int, beta T, c []T, ldc int) {
 	checkLen("SyrkNUpper A", len(a), n, k, lda)
 	checkLen("SyrkNUpper C", len(c), n, n, ldc)
-	overflowInt(n, k, lda, ldc)
-	if n == 0 {
-		return
-	}
-	switch any(alpha).(type) {
-	case float32:
-		C.cblas_ssyrk(C.CblasRowMajor, C.CblasUpper, C.CblasNoTrans, C.blasint(n), C.blasint(k),
-			C.float(alpha), (*C.float)(ptr(a)), C.blasint(lda), C.float(beta), (*C.float)(ptr(c)), C.blasint(ldc))
-	case float64:
-		C.cblas_dsyrk(C.CblasRowMajor, C.CblasUpper, C.CblasNoTrans, C.blasint(n), C.blasint(k),
-			C.double(alpha), (*C.double)(ptr(a)), C.blasint(lda), C.double(beta), (*C.double)(ptr(c)), C.blasint(ldc))
-	}
+	syrkUpper(C.CblasNoTrans, n, k, alpha, a, lda, beta, c, ldc)
 }
 
 // Symmetrize copies the upper triangle of the n x n matrix c into its

@@ -53,6 +53,17 @@ def train_params(epochs, batch, lr):
     ] + torch_params()
 
 
+def _tune_params(roi_doc, own, tail):
+    """The params of a fine-tuning kind, in the Go kind's order: subject,
+    roi, the kind's own, the training params, backbone_lr_scale, then tail."""
+    return [
+        Param("subject", "string", default="", doc="subject to tune on (\"\" = the artifact's only subject)"),
+        Param("roi", "string", default="", doc=roi_doc),
+    ] + own + train_params(20, 1024, 1e-4) + [
+        Param("backbone_lr_scale", "float", default=1.0, min=0, doc="learning-rate multiplier for the pretrained network's parameters (the fresh head gets lr)"),
+    ] + tail
+
+
 def torch_params():
     return [
         Param("device", "string", default="auto", enum=["auto", "cpu", "cuda"], doc="auto: CUDA when torch sees a GPU, else CPU"),
@@ -122,7 +133,7 @@ class _Tune(Stage):
         torch.manual_seed(int(p["seed"]))
         net = nets.load_state(nets.AlexNet(cfg, p["dropout"]), init, device)
         net = _to_device(net, device, p["channels_last"])
-        head, loss_of, extra = self.make_head(req, cfg, d)
+        head, loss_of, extra, resolved_extra = self.make_head(req, cfg, d)
         head = head.to(device)
         (xt, yt), (xv, yv) = d["train"], d["val"]
         batch = _batcher(d["train"], d["val"], device, p["channels_last"])
@@ -141,7 +152,7 @@ class _Tune(Stage):
         resolved = dict(p)
         resolved.update({"subject": d["subject"], "roi": d["roi"], "net": cfg.to_json(), "voxels": d["voxels"],
                          "n_train": len(yt), "n_val": len(yv), "batch_size": min(p["batch_size"], len(yt))})
-        resolved.update(self.resolved_extra)
+        resolved.update(resolved_extra)
         head_arrays = {k: v.float().numpy() for k, v in best_head.items() if not k.endswith("num_batches_tracked")}
         art.write_run_outputs(req.out_dir, out, res, resolved, "{} {} {}".format(self.kind, d["subject"], d["roi"]),
                               head=head_arrays)
@@ -151,17 +162,13 @@ class TuneCL(_Tune):
     kind = "tune-cl"
     version = "2+" + IMPL
     doc = "fine-tune AlexNet to one ROI with the contrastive loss of the poster (Eq. 1), on PyTorch"
-    params = [
-        Param("subject", "string", default="", doc="subject to tune on (\"\" = the artifact's only subject)"),
-        Param("roi", "string", default="", doc="ROI whose responses the network is tuned to (required; usually bound by foreach)"),
+    params = _tune_params("ROI whose responses the network is tuned to (required; usually bound by foreach)", [
         Param("temperature", "float", default=0.1, min=1e-6, doc="tau in Eq. 1"),
         Param("v1", "int", default=512, min=1, doc="shared latent width of g_A and g_Y (clamped to the ROI's voxels)"),
         Param("v2", "int", default=128, min=1, doc="projection width of g_H (clamped to v1)"),
         Param("denominator", "string", default="decoupled", enum=["decoupled", "simclr"], doc="decoupled: sum over j != i (Eq. 1); simclr: keep the positive"),
         Param("symmetric", "bool", default=False, doc="average the y-anchored loss with the x-anchored one"),
-    ] + train_params(20, 1024, 1e-4) + [
-        Param("backbone_lr_scale", "float", default=1.0, min=0, doc="learning-rate multiplier for the pretrained network's parameters (the fresh head gets lr)"),
-    ]
+    ], [])
 
     def make_head(self, req, cfg, d):
         p = req.params
@@ -172,7 +179,6 @@ class TuneCL(_Tune):
         if v2 > v1:
             req.log.write("warning: v2 {} > v1 {}; using v2 = {}\n".format(v2, v1, v1))
             v2 = v1
-        self.resolved_extra = {"v1": v1, "v2": v2}
         head = nets.CLHead(cfg.num_classes, d["voxels"], v1, v2)
         tau, denom, sym = p["temperature"], p["denominator"], p["symmetric"]
 
@@ -180,23 +186,18 @@ class TuneCL(_Tune):
             zx, zy = head(a.float(), y)
             return nets.cl_loss(zx.float(), zy.float(), tau, denom, sym)
 
-        return head, loss_of, ", head {}->{}".format(v1, v2)
+        return head, loss_of, ", head {}->{}".format(v1, v2), {"v1": v1, "v2": v2}
 
 
 class TuneMSE(_Tune):
     kind = "tune-mse"
     version = "2+" + IMPL
     doc = "fine-tune AlexNet + a linear read-out to one ROI's responses by MSE, on PyTorch"
-    params = [
-        Param("subject", "string", default="", doc="subject to tune on (\"\" = the artifact's only subject)"),
-        Param("roi", "string", default="", doc="ROI whose responses the network regresses onto (required; usually bound by foreach)"),
-    ] + train_params(20, 1024, 1e-4) + [
-        Param("backbone_lr_scale", "float", default=1.0, min=0, doc="learning-rate multiplier for the pretrained network's parameters (the fresh head gets lr)"),
+    params = _tune_params("ROI whose responses the network regresses onto (required; usually bound by foreach)", [], [
         Param("head_init_scale", "float", default=0.0, min=0, doc="scale of the read-out's initial weights relative to torch's Linear init (0 = start from predicting 0)"),
-    ]
+    ])
 
     def make_head(self, req, cfg, d):
-        self.resolved_extra = {}
         head = torch.nn.Module()
         head.head = torch.nn.Linear(cfg.num_classes, d["voxels"])
         with torch.no_grad():
@@ -206,7 +207,7 @@ class TuneMSE(_Tune):
         def loss_of(a, y):
             return torch.nn.functional.mse_loss(head.head(a.float()), y)
 
-        return head, loss_of, ""
+        return head, loss_of, "", {}
 
 
 class Features(Stage):
