@@ -31,9 +31,9 @@ func identities() map[string]identity {
 		"github.com/voxflow/voxflow/stages/data":     {source: "8c9948111eca59f90dd0377428d129bf5f2b8490257f856cf99158c0e16fe33e", identity: "8c9948111eca59f90dd0377428d129bf5f2b8490257f856cf99158c0e16fe33e"},
 		"github.com/voxflow/voxflow/stages/features": {source: "302f206865df280bd4cab583acc83ea6eaa3508fc813a5a5f83d116de7352a8c", identity: "302f206865df280bd4cab583acc83ea6eaa3508fc813a5a5f83d116de7352a8c"},
 		"github.com/voxflow/voxflow/stages/pretrain": {source: "949e6b0d919b4f4b5daa26a89dc08f96368d823f5c07d89b944e591ef333cbdc", identity: "949e6b0d919b4f4b5daa26a89dc08f96368d823f5c07d89b944e591ef333cbdc"},
-		"github.com/voxflow/voxflow/stages/probe":    {source: "574aa69bf1a3f58d1f108d82f41a95043203ed666447d07107f95d09eaa4cc20", identity: "574aa69bf1a3f58d1f108d82f41a95043203ed666447d07107f95d09eaa4cc20"},
-		"github.com/voxflow/voxflow/stages/report":   {source: "696f58da27e1d030a5beac2774028f8eebc16bcfb706ca51f37d5dc2b27defc1", identity: "696f58da27e1d030a5beac2774028f8eebc16bcfb706ca51f37d5dc2b27defc1"},
-		"github.com/voxflow/voxflow/stages/ridge":    {source: "36608a2efe261950a1fe18388e815a3c2b72e4d779d0c191552131057cc17625", identity: "36608a2efe261950a1fe18388e815a3c2b72e4d779d0c191552131057cc17625"},
+		"github.com/voxflow/voxflow/stages/probe":    {source: "ce547e9e44ad20076a1baa010211b922e2abedb4ac86f49122fd4c5663c48c7f", identity: "574aa69bf1a3f58d1f108d82f41a95043203ed666447d07107f95d09eaa4cc20"},
+		"github.com/voxflow/voxflow/stages/report":   {source: "ea630e5a0e6fa98e3e4352fc1aa9dc29cc013a3aa88f9ef4ed15a8f970b538fd", identity: "696f58da27e1d030a5beac2774028f8eebc16bcfb706ca51f37d5dc2b27defc1"},
+		"github.com/voxflow/voxflow/stages/ridge":    {source: "4171a71a1e8ad99261efb2e62e7ce3a34fc67057a69e1c574c12630c849a87d5", identity: "36608a2efe261950a1fe18388e815a3c2b72e4d779d0c191552131057cc17625"},
 		"github.com/voxflow/voxflow/stages/tunecl":   {source: "52c0051ef90ed6bef88b4a1abc244862f35b2dfba84efebdddaee985dc99290f", identity: "52c0051ef90ed6bef88b4a1abc244862f35b2dfba84efebdddaee985dc99290f"},
 		"github.com/voxflow/voxflow/stages/tunemse":  {source: "ae37fdc7de35c12a1be5fa6b52896d95dc907278da072724201c7227cbe63292", identity: "ae37fdc7de35c12a1be5fa6b52896d95dc907278da072724201c7227cbe63292"},
 	}
