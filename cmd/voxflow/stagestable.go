@@ -76,7 +76,13 @@ func writeStagesTable(w io.Writer, d stages.Description, width int) error {
 		rows = append(rows, tableRow{role: "output", name: out.Name, doc: []string{out.Doc}})
 	}
 	header := fmt.Sprintf("%s (version %s, %s): %s", d.Kind, d.Version, orDefault(d.Isolate, "inline"), d.Doc)
-	for i, l := range wrapWords(header, width) {
+	// The first line takes the full width; the rest are indented by four,
+	// so they wrap four columns earlier.
+	lines := wrapWords(header, width)
+	if len(lines) > 1 {
+		lines = append(lines[:1], wrapWords(strings.Join(lines[1:], " "), width-4)...)
+	}
+	for i, l := range lines {
 		if i > 0 {
 			l = "    " + l
 		}
