@@ -140,26 +140,14 @@ func runeLen(s string) int { return utf8.RuneCountInString(s) }
 
 // packCells joins parts with ", " into lines of at most width characters.
 func packCells(parts []string, width int) []string {
-	var lines []string
-	cur := ""
+	words := make([]string, len(parts))
 	for i, p := range parts {
 		if i < len(parts)-1 {
 			p += ","
 		}
-		switch {
-		case cur == "":
-			cur = p
-		case runeLen(cur)+1+runeLen(p) <= width:
-			cur += " " + p
-		default:
-			lines = append(lines, cur)
-			cur = p
-		}
+		words[i] = p
 	}
-	if cur != "" {
-		lines = append(lines, cur)
-	}
-	return lines
+	return fill(words, width)
 }
 
 // wrapWords breaks s at spaces into lines of at most width characters; a
@@ -167,29 +155,35 @@ func packCells(parts []string, width int) []string {
 // for enumerations).
 func wrapWords(s string, width int) []string {
 	width = max(width, 8)
-	var lines []string
-	cur := ""
+	var words []string
 	for _, word := range strings.Fields(s) {
 		for rw := []rune(word); len(rw) > width; rw = []rune(word) {
 			cut := strings.LastIndex(string(rw[:width]), "|") + 1
 			if cut <= 0 {
 				cut = len(string(rw[:width]))
 			}
-			if cur != "" {
-				lines = append(lines, cur)
-				cur = ""
-			}
-			lines = append(lines, word[:cut])
+			words = append(words, word[:cut])
 			word = word[cut:]
 		}
+		words = append(words, word)
+	}
+	return fill(words, width)
+}
+
+// fill puts words on lines greedily, one space apart, each line at most
+// width characters unless a single word is longer.
+func fill(words []string, width int) []string {
+	var lines []string
+	cur := ""
+	for _, w := range words {
 		switch {
 		case cur == "":
-			cur = word
-		case runeLen(cur)+1+runeLen(word) <= width:
-			cur += " " + word
+			cur = w
+		case runeLen(cur)+1+runeLen(w) <= width:
+			cur += " " + w
 		default:
 			lines = append(lines, cur)
-			cur = word
+			cur = w
 		}
 	}
 	if cur != "" {
