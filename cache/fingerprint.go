@@ -508,7 +508,7 @@ func (s *Store) checkTree(ctx context.Context, d Digest, dir string) (int, error
 			return filepath.SkipAll
 		}
 		seen++
-		fi, err := os.Lstat(p)
+		fi, err := de.Info() // the lstat WalkDir made of the root, else one lstat
 		if errors.Is(err, fs.ErrNotExist) {
 			damaged = true
 			return filepath.SkipAll

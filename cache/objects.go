@@ -180,6 +180,21 @@ func (o *Objects) putFile(ctx context.Context, path string, move bool, hook putH
 	return d, nil
 }
 
+// linkCount is the number of hard links to the file fi describes (1 when
+// the platform does not say).
+func linkCount(fi fs.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Nlink)
+	}
+	return 1
+}
+
+// ownedByMe reports whether this process's effective user owns fi.
+func ownedByMe(fi fs.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return !ok || int(st.Uid) == syscall.Geteuid()
+}
+
 // errCopyInstead tells putFile that moveIn declined to move a file.
 var errCopyInstead = errors.New("copy instead of move")
 

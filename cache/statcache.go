@@ -134,16 +134,23 @@ type fileStat struct {
 	ino, dev           uint64
 }
 
+// statOf is fingerprintOf plus the device. Where fingerprintOf cannot read
+// ctime (off Linux) the mtime stands in for it, so the racy rule still holds
+// back rows of recently written files.
 func statOf(fi fs.FileInfo) (fileStat, bool) {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return fileStat{}, false
 	}
+	fp := fingerprintOf(fi)
+	if fp.CtimeNs == 0 {
+		fp.CtimeNs = fp.MtimeNs
+	}
 	return fileStat{
-		size:  fi.Size(),
-		mtime: st.Mtim.Nano(),
-		ctime: st.Ctim.Nano(),
-		ino:   st.Ino,
+		size:  fp.Size,
+		mtime: fp.MtimeNs,
+		ctime: fp.CtimeNs,
+		ino:   fp.Inode,
 		dev:   uint64(st.Dev),
 	}, true
 }
@@ -377,10 +384,6 @@ func hashFiles(ctx context.Context, files []walkFile, idx []int, digests []Diges
 	workers := min(runtime.GOMAXPROCS(0), len(idx))
 	jobs := make(chan int)
 	out := make([]hashedFile, len(idx))
-	pos := make(map[int]int, len(idx))
-	for k, i := range idx {
-		pos[i] = k
-	}
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
@@ -391,7 +394,8 @@ func hashFiles(ctx context.Context, files []walkFile, idx []int, digests []Diges
 		go func() {
 			defer wg.Done()
 			buf := make([]byte, hashBufSize)
-			for i := range jobs {
+			for k := range jobs {
+				i := idx[k]
 				h, d, n, err := hashStable(files[i].abs, buf)
 				if err != nil {
 					mu.Lock()
@@ -403,14 +407,14 @@ func hashFiles(ctx context.Context, files []walkFile, idx []int, digests []Diges
 				}
 				h.idx = i
 				digests[i], sizes[i] = d, n
-				out[pos[i]] = h
+				out[k] = h
 			}
 		}()
 	}
 feed:
-	for _, i := range idx {
+	for k := range idx {
 		select {
-		case jobs <- i:
+		case jobs <- k:
 		case <-ctx.Done():
 			break feed
 		}

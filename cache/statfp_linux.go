@@ -20,21 +20,6 @@ func fingerprintOf(fi fs.FileInfo) fingerprint {
 	return fp
 }
 
-// linkCount is the number of hard links to the file fi describes (1 when
-// the platform does not say).
-func linkCount(fi fs.FileInfo) uint64 {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return uint64(st.Nlink)
-	}
-	return 1
-}
-
-// ownedByMe reports whether this process's effective user owns fi.
-func ownedByMe(fi fs.FileInfo) bool {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	return !ok || int(st.Uid) == syscall.Geteuid()
-}
-
 // openElsewhere reports whether a process other than this one may hold the
 // file f open (for reading or writing, or mapped). It asks for a write
 // lease, which Linux grants only when f is the file's sole open

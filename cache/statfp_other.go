@@ -19,20 +19,6 @@ func fingerprintOf(fi fs.FileInfo) fingerprint {
 	return fp
 }
 
-// linkCount is the number of hard links to the file fi describes.
-func linkCount(fi fs.FileInfo) uint64 {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return uint64(st.Nlink)
-	}
-	return 1
-}
-
-// ownedByMe reports whether this process's effective user owns fi.
-func ownedByMe(fi fs.FileInfo) bool {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	return !ok || int(st.Uid) == syscall.Geteuid()
-}
-
 // openElsewhere reports whether another process may hold f open. Off Linux
 // there is no cheap way to tell, so the answer is conservatively yes.
 func openElsewhere(f *os.File) bool { return true }

@@ -317,23 +317,11 @@ func (s *Store) privateTree(ctx context.Context, d Digest) (string, error) {
 		}
 		s.privTrees = dir
 	}
-	dst := filepath.Join(s.privTrees, string(d))
-	if _, err := os.Stat(dst); err == nil {
-		return dst, nil
+	p, err := s.Objects.materialiseIn(ctx, d, s.privTrees, s.privTrees)
+	if err != nil {
+		return "", fmt.Errorf("read-only cache %s: %w", s.Dir(), err)
 	}
-	tmp := dst + ".tmp"
-	if err := os.Mkdir(tmp, 0o755); err != nil {
-		return "", fmt.Errorf("materialise tree %s of read-only cache %s: %w", d.Short(), s.Dir(), err)
-	}
-	if err := s.Objects.build(ctx, d, tmp); err != nil {
-		removeTree(tmp)
-		return "", fmt.Errorf("materialise tree %s of read-only cache %s: %w", d.Short(), s.Dir(), err)
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		removeTree(tmp)
-		return "", fmt.Errorf("materialise tree %s of read-only cache %s: %w", d.Short(), s.Dir(), err)
-	}
-	return dst, os.Chmod(dst, 0o555)
+	return p, nil
 }
 
 // Close closes the index and removes the trees a read-only store

@@ -256,7 +256,13 @@ func (o *Objects) Walk(ctx context.Context, root Digest, fn func(d Digest, kind 
 // read-only, then the whole tree is renamed into place. Another process
 // materialising the same tree at once loses the rename race harmlessly.
 func (o *Objects) materialise(ctx context.Context, d Digest) (string, error) {
-	dst := filepath.Join(o.trees, string(d))
+	return o.materialiseIn(ctx, d, o.trees, o.tmp)
+}
+
+// materialiseIn builds the tree d as parent/<d>, assembled in a new
+// directory under tmpDir (on parent's filesystem); see materialise.
+func (o *Objects) materialiseIn(ctx context.Context, d Digest, parent, tmpDir string) (string, error) {
+	dst := filepath.Join(parent, string(d))
 	if fi, err := os.Lstat(dst); err == nil {
 		if fi.IsDir() {
 			return dst, nil
@@ -267,7 +273,7 @@ func (o *Objects) materialise(ctx context.Context, d Digest) (string, error) {
 			return "", fmt.Errorf("materialise tree %s: %w", d.Short(), err)
 		}
 	}
-	tmp, err := os.MkdirTemp(o.tmp, "tree-*")
+	tmp, err := os.MkdirTemp(tmpDir, "tree-*")
 	if err != nil {
 		return "", fmt.Errorf("materialise tree %s: %w", d.Short(), err)
 	}

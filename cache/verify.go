@@ -23,7 +23,7 @@ type VerifyReport struct {
 	// were removed and are rebuilt from the objects on next use.
 	DamagedTrees []Digest
 	Invalidated  []int64  // executions that can no longer be reused
-	Instances    []string // their instance names, distinct and sorted
+	Instances    []string // their instance names as InstanceList gives them (sorted, at most ten, then "and N more")
 }
 
 // Verify rehashes every object on disk and checks every materialised tree
@@ -102,7 +102,7 @@ func (s *Store) Verify(ctx context.Context, progress func(done, total int)) (Ver
 		invalid = append(invalid, consumers...)
 	}
 
-	damaged, err := s.checkTrees(ctx, c)
+	damaged, discard, err := s.checkTrees(ctx, c)
 	if err != nil {
 		return rep, fmt.Errorf("verify: %w", err)
 	}
@@ -117,6 +117,14 @@ func (s *Store) Verify(ctx context.Context, progress func(done, total int)) (Ver
 			return rep, fmt.Errorf("verify: %w", err)
 		}
 		invalid = append(invalid, consumers...)
+	}
+	// Only now, with what read a damaged tree invalidated, does the
+	// evidence go: a verify killed before this point finds it again.
+	for _, d := range discard {
+		// discardTree takes any name: a stray is removed the same way.
+		if err := s.discardTree(ctx, d); err != nil {
+			return rep, fmt.Errorf("verify: remove stale tree %s: %w", d, err)
+		}
 	}
 	for _, d := range corrupt {
 		if _, err := s.quarantine(ctx, d); err != nil {
@@ -145,7 +153,7 @@ func (s *Store) Verify(ctx context.Context, progress func(done, total int)) (Ver
 	}
 	sort.Slice(rep.Invalidated, func(i, j int) bool { return rep.Invalidated[i] < rep.Invalidated[j] })
 	if list := InstanceList(uniq); list != "" {
-		rep.Instances = strings.Split(InstanceList(uniq), ", ")
+		rep.Instances = strings.Split(list, ", ")
 	}
 	return rep, nil
 }
@@ -276,31 +284,31 @@ func (c *reachCheck) check(ctx context.Context, d Digest, kind string, present b
 	return all, nil
 }
 
-// checkTrees removes materialised trees that reach a bad or missing
-// object, anything in trees/ that is not a directory named by a digest
-// (a symlink put there could lead a stage out of the cache), and trees
-// whose files no longer match their manifest. It returns the digests of the
-// last kind: the objects are fine, but whatever read those trees may not
-// have read them.
-func (s *Store) checkTrees(ctx context.Context, c *reachCheck) ([]Digest, error) {
+// checkTrees finds what Verify must remove from trees/: materialised trees
+// that reach a bad or missing object, anything that is not a directory
+// named by a digest (a symlink put there could lead a stage out of the
+// cache), and trees whose files no longer match their manifest. damaged
+// lists the last kind (the objects are fine, but whatever read those trees
+// may not have read them); discard lists all of them. It removes nothing,
+// so that Verify can invalidate the readers first.
+func (s *Store) checkTrees(ctx context.Context, c *reachCheck) (damaged, discard []Digest, err error) {
 	ents, err := os.ReadDir(s.trees)
 	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", s.trees, err)
+		return nil, nil, fmt.Errorf("list %s: %w", s.trees, err)
 	}
-	var damaged []Digest
 	for _, e := range ents {
 		d := Digest(e.Name())
 		p := filepath.Join(s.trees, e.Name())
 		ok := d.Valid() && e.IsDir()
 		if ok {
 			if ok, err = c.ok(ctx, d); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 		if ok {
 			intact, err := s.treeMatches(ctx, d, p)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if !intact {
 				damaged = append(damaged, d)
@@ -308,13 +316,10 @@ func (s *Store) checkTrees(ctx context.Context, c *reachCheck) ([]Digest, error)
 			}
 		}
 		if !ok {
-			// discardTree takes any name: a stray is removed the same way.
-			if err := s.discardTree(ctx, d); err != nil {
-				return nil, fmt.Errorf("remove stale tree %s: %w", e.Name(), err)
-			}
+			discard = append(discard, d)
 		}
 	}
-	return damaged, nil
+	return damaged, discard, nil
 }
 
 // treeMatches reports whether the materialisation of d at dir holds exactly
@@ -339,7 +344,7 @@ func (s *Store) treeMatches(ctx context.Context, d Digest, dir string) (bool, er
 			rel = ""
 		}
 		e, known := ents[filepath.ToSlash(rel)]
-		fi, lerr := os.Lstat(p)
+		fi, lerr := de.Info() // the lstat WalkDir made of the root, else one lstat
 		switch {
 		case !known, lerr != nil, fi.Mode()&fs.ModeSymlink != 0:
 			ok = false

@@ -232,12 +232,8 @@ func WritePlan(w io.Writer, items []PlanItem) error {
 // instance, so `voxflow plan --executor slurm` shows it before anything is
 // submitted.
 func CheckPlan(ctx context.Context, p *Project, items []PlanItem, exe Executor, opt RunOptions) {
-	byID := make(map[string]*spec.Instance, len(p.Graph.Instances))
-	for _, inst := range p.Graph.Instances {
-		byID[inst.ID] = inst
-	}
 	for i := range items {
-		inst := byID[items[i].Instance]
+		inst := p.Graph.ByID[items[i].Instance]
 		if items[i].Action != ActionRun || inst == nil {
 			continue
 		}
@@ -251,10 +247,6 @@ func CheckPlan(ctx context.Context, p *Project, items []PlanItem, exe Executor, 
 // line per stage and reason, so 384 fine-tunes asking for a GPU make one
 // warning, not 384.
 func ResourceWarnings(ctx context.Context, p *Project, items []PlanItem, opt RunOptions) []string {
-	byID := make(map[string]*spec.Instance, len(p.Graph.Instances))
-	for _, inst := range p.Graph.Instances {
-		byID[inst.ID] = inst
-	}
 	type group struct {
 		first, stage, reason string
 		n                    int
@@ -262,7 +254,7 @@ func ResourceWarnings(ctx context.Context, p *Project, items []PlanItem, opt Run
 	var groups []*group
 	seen := map[[2]string]*group{}
 	for _, it := range items {
-		inst := byID[it.Instance]
+		inst := p.Graph.ByID[it.Instance]
 		// A waiting instance (its foreach awaits an upstream metric) may
 		// well run: warn about it now rather than after hours of upstream.
 		if it.Action != ActionRun && it.Action != ActionWaiting || inst == nil {

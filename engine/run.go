@@ -115,7 +115,7 @@ type instResult struct {
 func (r *Runner) Run(ctx context.Context, p *Project, opt RunOptions) (*RunResult, error) {
 	if opt.Jobs <= 0 {
 		opt.Jobs = runtime.NumCPU()
-		if r.Executor != nil && remote(r.Executor) {
+		if remote(r.Executor) {
 			opt.Jobs = RemoteJobs
 		}
 	}
@@ -176,23 +176,20 @@ func (r *Runner) Run(ctx context.Context, p *Project, opt RunOptions) (*RunResul
 		st := ir.st
 		st.status = ir.status
 		switch ir.status {
-		case StatusSucceeded:
-			outputs[st.inst.ID] = ir.output
-			if ir.cached {
+		case StatusSucceeded, StatusNotChosen:
+			switch {
+			case ir.status == StatusNotChosen:
+				// Dependents become ready as after a success; select.go
+				// decides whether they run without it or are not chosen
+				// either.
+				res.NotChosen++
+			case ir.cached:
+				outputs[st.inst.ID] = ir.output
 				res.Cached++
-			} else {
+			default:
+				outputs[st.inst.ID] = ir.output
 				res.Executed++
 			}
-			for _, d := range dependents[st.inst.ID] {
-				d.waiting--
-				if d.waiting == 0 && d.status == "" {
-					ready = append(ready, d)
-				}
-			}
-		case StatusNotChosen:
-			// Dependents become ready as after a success; select.go decides
-			// whether they run without it or are not chosen either.
-			res.NotChosen++
 			for _, d := range dependents[st.inst.ID] {
 				d.waiting--
 				if d.waiting == 0 && d.status == "" {
@@ -341,7 +338,7 @@ func (r *Runner) skipDependents(st *instState, dependents map[string][]*instStat
 // instance with the reason, and plan shows it, rather than skip it.
 func unsatisfiable(ctx context.Context, p *Project, inst *spec.Instance, exe Executor, opt RunOptions) string {
 	res := inst.Stage.Resources
-	if exe != nil && remote(exe) {
+	if remote(exe) {
 		c, ok := exe.(RequestChecker)
 		if !ok {
 			return ""
@@ -368,7 +365,7 @@ func unsatisfiable(ctx context.Context, p *Project, inst *spec.Instance, exe Exe
 // engine host, decide what fits.
 func (r *Runner) grant(st *instState, opt RunOptions) resources {
 	g := st.res
-	if r.Executor == nil || !remote(r.Executor) {
+	if !remote(r.Executor) {
 		g.cpus = min(g.cpus, opt.CPUs)
 	}
 	return g
@@ -420,18 +417,19 @@ func (r *Runner) execute(ctx context.Context, p *Project, st *instState, key Key
 		Key: string(key.Digest), Spec: p.Spec.Name, Instance: inst.ID, Stage: inst.Stage.Name,
 		Kind: st.kind.Desc.Kind, Plugin: st.kind.Plugin, Impl: st.kind.Impl,
 		Params: inst.Params, Inputs: in, Labels: inst.Labels,
-		WorkDir:   filepath.Join(r.Store.Dir(), "work", string(key.Digest)),
 		Resources: stages.Resources{CPUs: grant.cpus, MemoryMB: grant.mem, GPUs: grant.gpus},
 		Timeout:   inst.Stage.Timeout,
 		Isolate:   isolation(p, st),
 		Executor:  executorOptions(p, inst),
 		Protect:   []string{r.Store.Dir()},
 	}
-	job.OutDir = filepath.Join(job.WorkDir, "out")
-	logPath := filepath.Join(job.WorkDir, "log")
-	// Attempts work in fresh directories below the key's (workdir.go).
-	keyDir := job.WorkDir
-	var att *attemptDir
+	// Attempts work in fresh directories below the key's (workdir.go):
+	// job.WorkDir, job.OutDir and logPath are set per attempt.
+	keyDir := filepath.Join(r.Store.Dir(), "work", string(key.Digest))
+	var (
+		att     *attemptDir
+		logPath string
+	)
 	cleanAttempts(keyDir)
 	defer func() {
 		if att != nil {

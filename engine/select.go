@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 
@@ -47,12 +49,13 @@ type selector struct {
 	keys      map[string]cache.Digest // instance ID -> key, as computed here
 	decided   map[*spec.Gate]*choice
 	failed    map[*spec.Gate]error
-	notChosen map[string]string // instance ID -> why
+	waiting   map[*spec.Gate][]string // gate -> upstream instances without metrics
+	notChosen map[string]string       // instance ID -> why
 }
 
 func newSelector(store *cache.Store) *selector {
 	return &selector{store: store, keys: map[string]cache.Digest{}, decided: map[*spec.Gate]*choice{},
-		failed: map[*spec.Gate]error{}, notChosen: map[string]string{}}
+		failed: map[*spec.Gate]error{}, waiting: map[*spec.Gate][]string{}, notChosen: map[string]string{}}
 }
 
 // keyed records the key computed for an instance; a selection reads the
@@ -69,8 +72,18 @@ type verdict struct {
 
 // admit decides whether inst runs, once every upstream instance has been
 // dealt with. It returns inst with the input edges from unchosen upstream
-// instances dropped (inst itself when none are), and the verdict.
+// instances dropped (inst itself when none are), and the verdict; an
+// instance not chosen is remembered, for its dependents' verdicts.
 func (s *selector) admit(ctx context.Context, inst *spec.Instance) (*spec.Instance, verdict, error) {
+	inst, v, err := s.judge(ctx, inst)
+	if err == nil && v.action == ActionNotChosen {
+		s.notChosen[inst.ID] = v.reason
+	}
+	return inst, v, err
+}
+
+// judge is admit's decision.
+func (s *selector) judge(ctx context.Context, inst *spec.Instance) (*spec.Instance, verdict, error) {
 	var dropped map[*spec.Instance]bool
 	for _, u := range inst.Deps {
 		why, ok := s.notChosen[u.ID]
@@ -87,7 +100,7 @@ func (s *selector) admit(ctx context.Context, inst *spec.Instance) (*spec.Instan
 	}
 	if dropped != nil {
 		inst = prune(inst, dropped)
-		for _, port := range sortedPorts(inst.Inputs) {
+		for _, port := range slices.Sorted(maps.Keys(inst.Inputs)) {
 			if len(inst.Inputs[port]) == 0 {
 				return inst, verdict{action: ActionNotChosen, reason: fmt.Sprintf("input %s: none of its upstream instances was chosen", port)}, nil
 			}
@@ -154,23 +167,20 @@ func prune(inst *spec.Instance, dropped map[*spec.Instance]bool) *spec.Instance 
 	return &c
 }
 
-func sortedPorts(m map[string][]spec.Edge) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
 // decide evaluates g once. missing lists the upstream instances whose
-// metrics are not recorded yet (nothing is decided then).
+// metrics are not recorded yet (nothing is decided then). Every instance
+// under g depends on all of g.From and is admitted only once they have
+// been dealt with, so the outcome, missing included, is the same for all
+// of them: it is kept, and the metrics are looked up once per gate.
 func (s *selector) decide(ctx context.Context, g *spec.Gate) (*choice, []string, error) {
 	if c, ok := s.decided[g]; ok {
 		return c, nil, nil
 	}
 	if err, ok := s.failed[g]; ok {
 		return nil, nil, err
+	}
+	if missing, ok := s.waiting[g]; ok {
+		return nil, missing, nil
 	}
 	vals := make([]float64, len(g.Candidates))
 	var missing []string
@@ -208,6 +218,7 @@ func (s *selector) decide(ctx context.Context, g *spec.Gate) (*choice, []string,
 		vals[i] = v
 	}
 	if len(missing) > 0 {
+		s.waiting[g] = missing
 		return nil, missing, nil
 	}
 	c := choose(g, vals)
@@ -321,7 +332,6 @@ func (r *Runner) admit(ctx context.Context, sel *selector, st *instState) (instR
 		return instResult{st: st, status: StatusFailed, err: err}, true
 	}
 	if v.action == ActionNotChosen {
-		sel.notChosen[inst.ID] = v.reason
 		r.Display.Started(inst.ID)
 		r.Display.Finished(inst.ID, StatusNotChosen, 0, errors.New(v.reason), nil)
 		return instResult{st: st, status: StatusNotChosen}, true
@@ -340,7 +350,6 @@ func planGate(ctx context.Context, sel *selector, inst *spec.Instance, it *PlanI
 		it.Problem = err.Error()
 		return pruned, true
 	case v.action == ActionNotChosen:
-		sel.notChosen[inst.ID] = v.reason
 		it.Action, it.Reasons = ActionNotChosen, []string{v.reason}
 		return pruned, true
 	case v.action == ActionWaiting:

@@ -353,11 +353,8 @@ func shortError(msg string, log io.Writer) string {
 		short = first + " (stack trace in the stage's log)"
 	}
 	if len(short) > maxErrorBytes {
-		cut := maxErrorBytes
-		for cut > 0 && !utf8.RuneStart(short[cut]) {
-			cut--
-		}
-		short = fmt.Sprintf("%s... (%d more bytes; the whole error is in the stage's log)", short[:cut], len(msg)-cut)
+		head := runePrefix(short, maxErrorBytes)
+		short = fmt.Sprintf("%s... (%d more bytes; the whole error is in the stage's log)", head, len(msg)-len(head))
 	}
 	if short != msg {
 		fmt.Fprintf(log, "stage error (as the plugin returned it):\n%s\n", strings.TrimRight(msg, "\n"))
@@ -446,13 +443,18 @@ func keyLine(lines []string) string {
 		}
 	}
 	if len(pick) > 500 {
-		cut := 500
-		for cut > 0 && !utf8.RuneStart(pick[cut]) {
-			cut--
-		}
-		pick = pick[:cut] + "..."
+		pick = runePrefix(pick, 500) + "..."
 	}
 	return pick
+}
+
+// runePrefix is s cut to at most n bytes (n < len(s)) without splitting a
+// UTF-8 sequence.
+func runePrefix(s string, n int) string {
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // Unwrap returns the cause.

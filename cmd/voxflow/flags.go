@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -126,10 +125,7 @@ func openExistingStore(ctx context.Context, flagDir, specPath string, write bool
 // $VOXFLOW_CACHE, else .voxflow beside the spec (or in the current
 // directory for commands without a spec).
 func storeDir(flagDir, specPath string) (string, error) {
-	dir := engine.CacheDir(flagDir, specPath)
-	if specPath == "" && flagDir == "" && os.Getenv("VOXFLOW_CACHE") == "" {
-		dir = ".voxflow"
-	}
+	dir := engine.CacheDir(flagDir, specPath) // no spec: filepath.Dir("") is "."
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return "", fmt.Errorf("cache directory %s: %w", dir, err)

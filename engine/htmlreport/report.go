@@ -148,17 +148,17 @@ func figures(ctx context.Context, store *cache.Store, instance string, out cache
 		if err != nil || info.Size() > maxFigureBytes {
 			return err
 		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
 		if mime == "image/png" {
 			// The same figure as SVG is sharper and smaller: show that one.
 			if _, err := os.Stat(strings.TrimSuffix(p, filepath.Ext(p)) + ".svg"); err == nil {
 				return nil
 			}
 		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
 		cap, order := caption(p)
 		if order < 0 {
 			order = len(figs) + 1000

@@ -201,7 +201,7 @@ func (e *Executor) States(ctx context.Context, dirs []KeyDir) (map[KeyDir]string
 		res, err := ReadResult(Layout{Dir: sub.Dir}.Result())
 		switch {
 		case err == nil && sub.JobID != "" && res.JobID == sub.JobID:
-			out[d] = map[string]string{StatusOK: "COMPLETED", StatusFailed: "FAILED", StatusCancelled: "CANCELLED"}[res.Status]
+			out[d] = resultState[res.Status]
 		case err == nil || isNotExist(err):
 			out[d] = "UNKNOWN"
 		default:
@@ -302,7 +302,7 @@ func (e *Executor) LiveJob(ctx context.Context, job *engine.Job) (string, error)
 		return "", fmt.Errorf("cannot tell whether a slurm job submitted for attempt %d (%s) still runs: %w; if none does, remove %s", sub.Attempt, sub.Dir, err, kd.Submission())
 	}
 	for _, j := range mine {
-		if j.Comment == commentPrefix+job.Key && !terminal(j.State) && filepath.Clean(filepath.Dir(j.Dir)) == filepath.Clean(string(kd)) {
+		if j.Comment == commentPrefix+job.Key && !terminal(j.State) && kd.holds(j.Dir) {
 			return fmt.Sprintf("slurm job %s (%s, found by its key in squeue)", j.ID, j.State), nil
 		}
 	}
@@ -458,7 +458,7 @@ func (e *Executor) adoptable(ctx context.Context, job *engine.Job, kd KeyDir) (*
 		}
 		// Only attempts of this key directory: a job of the same key in
 		// another cache writes elsewhere and is no second writer here.
-		if filepath.Clean(filepath.Dir(j.Dir)) != filepath.Clean(string(kd)) {
+		if !kd.holds(j.Dir) {
 			continue
 		}
 		// The job of the record's unanswered sbatch is ours whatever its
@@ -612,6 +612,9 @@ func (e *Executor) hopeless(ctx context.Context, job *engine.Job, info jobInfo) 
 	return ""
 }
 
+// resultState is the Slurm state a job's result record stands for.
+var resultState = map[string]string{StatusOK: "COMPLETED", StatusFailed: "FAILED", StatusCancelled: "CANCELLED"}
+
 // finish records how the job ended in its attempt directory and marks the
 // outcome collected, so that no later engine adopts it again.
 func (e *Executor) finish(ctx context.Context, kd KeyDir, sub *Submission, info jobInfo, found bool, outcome error) {
@@ -619,7 +622,7 @@ func (e *Executor) finish(ctx context.Context, kd KeyDir, sub *Submission, info 
 	if !found {
 		end.State, end.Reason = "GONE", "slurm no longer lists the job"
 		if res, err := ReadResult(Layout{Dir: sub.Dir}.Result()); err == nil {
-			end.State = map[string]string{StatusOK: "COMPLETED", StatusFailed: "FAILED", StatusCancelled: "CANCELLED"}[res.Status]
+			end.State = resultState[res.Status]
 		}
 	}
 	if outcome != nil {

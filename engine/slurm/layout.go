@@ -72,6 +72,12 @@ func (k KeyDir) Attempt(n int) Layout {
 	return Layout{Dir: filepath.Join(string(k), fmt.Sprintf("attempt-%d", n))}
 }
 
+// holds reports whether attemptDir (a job's working directory as squeue
+// shows it) is one of k's attempt directories.
+func (k KeyDir) holds(attemptDir string) bool {
+	return filepath.Clean(filepath.Dir(attemptDir)) == filepath.Clean(string(k))
+}
+
 // Submission is KeyDir/slurm.json: which Slurm job runs (or ran) the key's
 // latest attempt.
 type Submission struct {
@@ -248,22 +254,12 @@ type AttemptInfo struct {
 // Attempts lists the attempts kept in dir, oldest first. A directory that
 // does not exist has none.
 func Attempts(dir KeyDir) ([]AttemptInfo, error) {
-	entries, err := os.ReadDir(string(dir))
+	nums, err := attemptNums(dir)
 	if err != nil {
-		if isNotExist(err) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("list attempts in %s: %w", dir, err)
+		return nil, err
 	}
 	var out []AttemptInfo
-	for _, e := range entries {
-		var n int
-		if !e.IsDir() || !strings.HasPrefix(e.Name(), "attempt-") {
-			continue
-		}
-		if _, err := fmt.Sscanf(e.Name(), "attempt-%d", &n); err != nil || n < 1 {
-			continue
-		}
+	for _, n := range nums {
 		a := AttemptInfo{N: n, Layout: dir.Attempt(n)}
 		a.Logs, _ = filepath.Glob(filepath.Join(a.Layout.Dir, "slurm-*.log"))
 		if r, err := ReadResult(a.Layout.Result()); err == nil {
@@ -281,19 +277,43 @@ func Attempts(dir KeyDir) ([]AttemptInfo, error) {
 		}
 		out = append(out, a)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].N < out[j].N })
 	return out, nil
+}
+
+// attemptNums lists the numbers of the attempt directories in dir, in
+// increasing order. A directory that does not exist has none.
+func attemptNums(dir KeyDir) ([]int, error) {
+	entries, err := os.ReadDir(string(dir))
+	if err != nil {
+		if isNotExist(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("list attempts in %s: %w", dir, err)
+	}
+	var nums []int
+	for _, e := range entries {
+		var n int
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), "attempt-") {
+			continue
+		}
+		if _, err := fmt.Sscanf(e.Name(), "attempt-%d", &n); err != nil || n < 1 {
+			continue
+		}
+		nums = append(nums, n)
+	}
+	sort.Ints(nums)
+	return nums, nil
 }
 
 // nextAttempt is the number of the key's next attempt: one past every
 // attempt directory already there, so no two jobs ever share one.
 func nextAttempt(dir KeyDir) (int, error) {
-	as, err := Attempts(dir)
+	nums, err := attemptNums(dir)
 	if err != nil {
 		return 0, err
 	}
-	if len(as) == 0 {
+	if len(nums) == 0 {
 		return 1, nil
 	}
-	return as[len(as)-1].N + 1, nil
+	return nums[len(nums)-1] + 1, nil
 }

@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -283,17 +284,17 @@ func (c *checker) selectDeps(inst *Instance, g *Graph, gates map[*Selection]*Gat
 		gate, seen := gates[k.Select]
 		if !seen {
 			gate = &Gate{Key: k.Name, Select: k.Select}
-			var have []string
-			for _, u := range g.Instances {
-				if u.Stage.Name == k.Select.Stage {
-					have = append(have, u.ID)
-				}
-			}
 			for _, v := range k.Values {
 				label, _ := formatScalar(v)
 				id, _ := k.Select.Resolve(label)
 				u := g.ByID[id]
 				if u == nil {
+					var have []string
+					for _, x := range g.Instances {
+						if x.Stage.Name == k.Select.Stage {
+							have = append(have, x.ID)
+						}
+					}
 					c.errs.add(k.Select.ByPos, "foreach %s: by %q names %s for candidate %s, which is not an instance of stage %s (its instances: %s)",
 						k.Name, k.Select.By, id, label, k.Select.Stage, strings.Join(have, ", "))
 					gate = nil
@@ -309,18 +310,9 @@ func (c *checker) selectDeps(inst *Instance, g *Graph, gates map[*Selection]*Gat
 		}
 		inst.Gates = append(inst.Gates, gate)
 		for _, u := range gate.From {
-			if !containsInst(inst.Deps, u) {
+			if !slices.Contains(inst.Deps, u) {
 				inst.Deps = append(inst.Deps, u)
 			}
 		}
 	}
-}
-
-func containsInst(list []*Instance, x *Instance) bool {
-	for _, y := range list {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }

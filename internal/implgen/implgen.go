@@ -167,9 +167,14 @@ type listModule struct {
 
 // closure is the code of one root package as the digest sees it.
 type closure struct {
-	files   []string // "<module path>/<slash path within the module>", sorted
-	abs     []string // matching absolute paths
-	modules []string // "path@version h1:..." for versioned dependencies
+	files   []srcFile // sorted by name
+	modules []string  // "path@version h1:..." for versioned dependencies
+}
+
+// srcFile is one file of a closure.
+type srcFile struct {
+	name string // "<module path>/<slash path within the module>"
+	abs  string
 }
 
 // goList runs `go list -deps -json` on the roots from dir with a pinned
@@ -305,24 +310,14 @@ func collect(root *listPackage, pkgs map[string]*listPackage, sums map[string]st
 			if err != nil || strings.HasPrefix(rel, "..") {
 				return nil, fmt.Errorf("package %s: file %s lies outside its module %s", ip, abs, modDir)
 			}
-			c.files = append(c.files, path.Join(p.Module.Path, filepath.ToSlash(rel)))
-			c.abs = append(c.abs, abs)
+			c.files = append(c.files, srcFile{name: path.Join(p.Module.Path, filepath.ToSlash(rel)), abs: abs})
 		}
 	}
 	for m := range mods {
 		c.modules = append(c.modules, m)
 	}
 	sort.Strings(c.modules)
-	idx := make([]int, len(c.files))
-	for i := range idx {
-		idx[i] = i
-	}
-	sort.Slice(idx, func(a, b int) bool { return c.files[idx[a]] < c.files[idx[b]] })
-	files, abs := make([]string, len(idx)), make([]string, len(idx))
-	for i, j := range idx {
-		files[i], abs[i] = c.files[j], c.abs[j]
-	}
-	c.files, c.abs = files, abs
+	sort.Slice(c.files, func(a, b int) bool { return c.files[a].name < c.files[b].name })
 	return c, nil
 }
 
@@ -332,12 +327,12 @@ func collect(root *listPackage, pkgs map[string]*listPackage, sums map[string]st
 func (c *closure) digest() (string, error) {
 	h := blake3.New()
 	fmt.Fprintf(h, "voxflow implementation digest v1\n")
-	for i, name := range c.files {
-		b, err := os.ReadFile(c.abs[i])
+	for _, f := range c.files {
+		b, err := os.ReadFile(f.abs)
 		if err != nil {
 			return "", fmt.Errorf("hashing sources: %w", err)
 		}
-		fmt.Fprintf(h, "file %q %d\n", name, len(b))
+		fmt.Fprintf(h, "file %q %d\n", f.name, len(b))
 		h.Write(b)
 	}
 	for _, m := range c.modules {
@@ -347,12 +342,13 @@ func (c *closure) digest() (string, error) {
 }
 
 // Roots finds the packages whose New() the function Stages in the Go
-// package at dir calls: the packages implementing the builtin kinds.
-func Roots(dir string) ([]string, error) {
+// package at dir calls: the packages implementing the builtin kinds. It
+// also returns the name of that Go package.
+func Roots(dir string) (roots []string, pkgName string, err error) {
 	fset := token.NewFileSet()
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("builtin package: %w", err)
+		return nil, "", fmt.Errorf("builtin package: %w", err)
 	}
 	for _, e := range ents {
 		n := e.Name()
@@ -361,17 +357,18 @@ func Roots(dir string) ([]string, error) {
 		}
 		f, err := parser.ParseFile(fset, filepath.Join(dir, n), nil, parser.SkipObjectResolution)
 		if err != nil {
-			return nil, fmt.Errorf("builtin package: %w", err)
+			return nil, "", fmt.Errorf("builtin package: %w", err)
 		}
 		for _, d := range f.Decls {
 			fd, ok := d.(*ast.FuncDecl)
 			if !ok || fd.Recv != nil || fd.Name.Name != "Stages" || fd.Body == nil {
 				continue
 			}
-			return stagesCalls(fset, f, fd)
+			roots, err := stagesCalls(fset, f, fd)
+			return roots, f.Name.Name, err
 		}
 	}
-	return nil, fmt.Errorf("builtin package %s: no func Stages lists the builtin kinds", dir)
+	return nil, "", fmt.Errorf("builtin package %s: no func Stages lists the builtin kinds", dir)
 }
 
 // stagesCalls resolves every PKG.New call in fd to PKG's import path.
@@ -509,7 +506,7 @@ func (r *Result) Rel(importPath string) string {
 // Generate computes the digests of the builtin kinds listed by the Go
 // package at dir and renders the generated file, without writing anything.
 func Generate(ctx context.Context, dir string) (*Result, error) {
-	roots, err := Roots(dir)
+	roots, pkgName, err := Roots(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -525,10 +522,6 @@ func Generate(ctx context.Context, dir string) (*Result, error) {
 	for _, p := range roots {
 		r.Entries = append(r.Entries, Entry{Package: p, Source: sources[p], Identity: IdentityOf(r.Rel(p), sources[p], neutral)})
 	}
-	pkgName, err := packageName(dir)
-	if err != nil {
-		return nil, err
-	}
 	if r.Source, err = render(pkgName, r.Entries); err != nil {
 		return nil, err
 	}
@@ -540,24 +533,6 @@ func Generate(ctx context.Context, dir string) (*Result, error) {
 		return nil, fmt.Errorf("recorded digests: %w", err)
 	}
 	return r, nil
-}
-
-// packageName reads the package clause of the Go files in dir.
-func packageName(dir string) (string, error) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return "", err
-	}
-	for _, e := range ents {
-		if n := e.Name(); strings.HasSuffix(n, ".go") && !strings.HasSuffix(n, "_test.go") && n != GeneratedFile {
-			f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(dir, n), nil, parser.PackageClauseOnly)
-			if err != nil {
-				return "", err
-			}
-			return f.Name.Name, nil
-		}
-	}
-	return "", fmt.Errorf("%s: no Go files", dir)
 }
 
 // header explains the file to whoever opens it; it is the design in brief.

@@ -182,8 +182,7 @@ func afterExit(pgid int, cmd *exec.Cmd, err error) error {
 	if Supervised(cmd.ProcessState) {
 		return err
 	}
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	return errors.Join(err, WaitGone(pgid, killTimeout))
+	return errors.Join(err, KillGroup(pgid, killTimeout))
 }
 
 // Supervised reports whether a wrapped command's supervisor ended by itself,

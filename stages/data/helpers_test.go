@@ -3,7 +3,6 @@ package data
 import (
 	"bytes"
 	"context"
-	"io"
 	"path/filepath"
 	"testing"
 
@@ -14,27 +13,7 @@ import (
 // way the engine would, and returns the dataset directory.
 func runStage(t *testing.T, params map[string]any) (string, error) {
 	t.Helper()
-	p := stages.Params{}
-	for _, ps := range New().Describe().Params {
-		p[ps.Name] = ps.Default
-	}
-	for k, v := range params {
-		if _, ok := p[k]; !ok {
-			t.Fatalf("undeclared param %q", k)
-		}
-		p[k] = v
-	}
-	out := t.TempDir()
-	var log bytes.Buffer
-	err := New().Run(context.Background(), &stages.Request{
-		Instance: "data", Params: p, OutDir: out,
-		Progress: stages.NopProgress{}, Log: &log,
-		Resources: stages.Resources{CPUs: 2},
-	})
-	if testing.Verbose() && log.Len() > 0 {
-		t.Logf("stage log:\n%s", log.String())
-	}
-	return filepath.Join(out, OutputPort), err
+	return runStageWith(t, params, nil)
 }
 
 // runStageWith is runStage with input artifacts (the join's parts).
@@ -51,10 +30,14 @@ func runStageWith(t *testing.T, params map[string]any, inputs map[string][]stage
 		p[k] = v
 	}
 	out := t.TempDir()
+	var log bytes.Buffer
 	err := New().Run(context.Background(), &stages.Request{
 		Instance: "data", Params: p, Inputs: inputs, OutDir: out,
-		Progress: stages.NopProgress{}, Log: io.Discard,
+		Progress: stages.NopProgress{}, Log: &log,
 		Resources: stages.Resources{CPUs: 2},
 	})
+	if testing.Verbose() && log.Len() > 0 {
+		t.Logf("stage log:\n%s", log.String())
+	}
 	return filepath.Join(out, OutputPort), err
 }

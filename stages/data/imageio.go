@@ -33,6 +33,8 @@ func toRGB(img image.Image) rgbImage {
 	w, h := b.Dx(), b.Dy()
 	out := rgbImage{W: w, H: h, Pix: make([]uint8, w*h*3)}
 	switch m := img.(type) {
+	case *rgbImage:
+		return *m
 	case *image.RGBA:
 		for y := range h {
 			row := m.Pix[(y)*m.Stride:]
@@ -80,7 +82,7 @@ func decodeImageFile(path string) (image.Image, error) {
 		if err != nil {
 			return nil, err
 		}
-		return rgbToImage(m), nil
+		return m, nil
 	}
 	img, _, err := image.Decode(bytes.NewReader(b))
 	if err != nil {
@@ -118,6 +120,10 @@ func decodePNGBytes(path string, b []byte) (image.Image, error) {
 func resizeCHW(img image.Image, size int, method string, dst []uint8) {
 	plane := size * size
 	if method == ResampleBilinear {
+		if m, ok := img.(*rgbImage); ok {
+			// x/image/draw's fast paths take *image.RGBA, not ours.
+			img = rgbToImage(m)
+		}
 		b := img.Bounds()
 		var rgba *image.RGBA
 		if b.Dx() == size && b.Dy() == size {

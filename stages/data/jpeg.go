@@ -81,6 +81,7 @@ import (
 	"bytes"
 	"fmt"
 	"image"
+	"image/color"
 	"image/jpeg"
 	"unsafe"
 )
@@ -99,12 +100,13 @@ const maxJPEGPixels = 400_000_000
 // RGB, go through Go's decoder.
 func decodeJPEG(path string, b []byte) (*rgbImage, error) {
 	var w, h, cs C.int
-	msg := (*C.char)(C.calloc(C.JMSG_LENGTH_MAX, 1))
-	defer C.free(unsafe.Pointer(msg))
-	src := C.CBytes(b)
-	defer C.free(src)
+	var msgBuf [C.JMSG_LENGTH_MAX]C.char
+	msg := &msgBuf[0]
+	// Go memory without pointers may be passed to C for the call: libjpeg
+	// reads the file bytes and writes the pixels in place, no copies.
+	src := (*C.uchar)(unsafe.Pointer(&b[0]))
 	n := C.ulong(len(b))
-	if C.vf_jpeg((*C.uchar)(src), n, nil, &w, &h, &cs, msg) != 0 {
+	if C.vf_jpeg(src, n, nil, &w, &h, &cs, msg) != 0 {
 		return nil, fmt.Errorf("decode JPEG %s: %s (expected a JPEG image)", path, C.GoString(msg))
 	}
 	if cs == C.JCS_CMYK || cs == C.JCS_YCCK {
@@ -118,14 +120,24 @@ func decodeJPEG(path string, b []byte) (*rgbImage, error) {
 	if int64(w)*int64(h) > maxJPEGPixels || w <= 0 || h <= 0 {
 		return nil, fmt.Errorf("decode JPEG %s: %dx%d pixels, expected at most %d", path, w, h, maxJPEGPixels)
 	}
-	out := rgbImage{W: int(w), H: int(h)}
-	buf := C.malloc(C.size_t(int(w) * int(h) * 3))
-	defer C.free(buf)
-	if C.vf_jpeg((*C.uchar)(src), n, (*C.uchar)(buf), &w, &h, &cs, msg) != 0 {
+	out := rgbImage{W: int(w), H: int(h), Pix: make([]uint8, int(w)*int(h)*3)}
+	if C.vf_jpeg(src, n, (*C.uchar)(unsafe.Pointer(&out.Pix[0])), &w, &h, &cs, msg) != 0 {
 		return nil, fmt.Errorf("decode JPEG %s: %s", path, C.GoString(msg))
 	}
-	out.Pix = C.GoBytes(buf, C.int(int(w)*int(h)*3))
 	return &out, nil
+}
+
+// rgbImage is an image.Image, so that a decoded JPEG goes to the resizers
+// as it is: toRGB takes its pixels without a copy.
+func (m *rgbImage) ColorModel() color.Model { return color.RGBAModel }
+
+// Bounds implements image.Image.
+func (m *rgbImage) Bounds() image.Rectangle { return image.Rect(0, 0, m.W, m.H) }
+
+// At implements image.Image.
+func (m *rgbImage) At(x, y int) color.Color {
+	p := m.Pix[(y*m.W+x)*3:]
+	return color.RGBA{R: p[0], G: p[1], B: p[2], A: 255}
 }
 
 // rgbToImage wraps packed RGB as an image.Image for code that takes one.

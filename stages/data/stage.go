@@ -305,7 +305,7 @@ func BuildAlgonauts(ctx context.Context, root string, subjects []string, opt Opt
 func BuildSynthetic(ctx context.Context, cfg SynthConfig, subjects []string, opt Options, out string) (map[string]any, error) {
 	cfg.NTest = 0
 	opt = opt.withDefaults()
-	si, err := newSynthImages(ctx, cfg.Seed, cfg.NImages)
+	si, err := newSynthImages(ctx, cfg.Seed, cfg.NImages, opt.wantResponses())
 	if err != nil {
 		return nil, err
 	}

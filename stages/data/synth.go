@@ -55,8 +55,10 @@ type synthImages struct {
 	feats  [][]float32 // per image: featOri x featGrid x featGrid, sqrt energy
 }
 
-// newSynthImages draws and analyses n images on all cores.
-func newSynthImages(ctx context.Context, seed int64, n int) (*synthImages, error) {
+// newSynthImages draws n images on all cores and, when feats is set,
+// analyses them for the vertex models (an images part needs only the
+// scenes).
+func newSynthImages(ctx context.Context, seed int64, n int, feats bool) (*synthImages, error) {
 	si := &synthImages{scenes: make([]scene, n), feats: make([][]float32, n)}
 	var wg sync.WaitGroup
 	workers := runtime.GOMAXPROCS(0)
@@ -70,7 +72,9 @@ func newSynthImages(ctx context.Context, seed int64, n int) (*synthImages, error
 				}
 				s := newScene(seed, i)
 				si.scenes[i] = s
-				si.feats[i] = edgeEnergy(renderScene(s, featSize))
+				if feats {
+					si.feats[i] = edgeEnergy(renderScene(s, featSize))
+				}
 			}
 		}()
 	}

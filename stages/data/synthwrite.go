@@ -111,7 +111,7 @@ type SynthAlgonautsOptions struct {
 func WriteSynthAlgonauts(ctx context.Context, root string, opt SynthAlgonautsOptions) error {
 	cfg := opt.Config
 	total := cfg.NImages + cfg.NTest
-	si, err := newSynthImages(ctx, cfg.Seed, total)
+	si, err := newSynthImages(ctx, cfg.Seed, total, true)
 	if err != nil {
 		return err
 	}

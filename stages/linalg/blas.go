@@ -62,11 +62,7 @@ func SyrkT[T Float](n, k int, alpha T, a []T, lda int, beta T, c []T, ldc int) {
 	checkLen("SyrkT C", len(c), n, n, ldc)
 	syrkUpper(C.CblasTrans, n, k, alpha, a, lda, beta, c, ldc)
 	// BLAS only writes the upper triangle; callers want a plain symmetric matrix.
-	for i := 1; i < n; i++ {
-		for j := 0; j < i; j++ {
-			c[i*ldc+j] = c[j*ldc+i]
-		}
-	}
+	Symmetrize(n, c, ldc)
 }
 
 // syrkUpper is BLAS syrk into the upper triangle of the row-major n x n C,

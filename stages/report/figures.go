@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -146,11 +147,35 @@ func (s *study) differenceCaption(groups []string) string {
 		"The per-voxel Wilcoxon p of the ridge metrics is descriptive only (voxels are not independent samples)."
 }
 
+// voxelPairs is every voxel's test r of two networks, keyed by ROI.
+type voxelPairs struct {
+	rois []string
+	pts  map[string]plotter.XYs
+}
+
 // voxelR reads the per-voxel test r of network a and b for every subject
-// and ROI both were scored on, keyed by ROI, in the ridge's ROI order.
+// and ROI both were scored on, keyed by ROI, in the ridge's ROI order. The
+// scatter and rdiff figures share one read of the score files: the result
+// is kept on s (callers must not modify it).
 func (s *study) voxelR(a, b string) (rois []string, pts map[string]plotter.XYs, err error) {
+	key := a + "\x00" + b
+	if v, ok := s.voxels[key]; ok {
+		return v.rois, v.pts, nil
+	}
+	rois, pts, err = readVoxelR(s.rms, a, b)
+	if err != nil {
+		return nil, nil, err
+	}
+	if s.voxels == nil {
+		s.voxels = map[string]voxelPairs{}
+	}
+	s.voxels[key] = voxelPairs{rois, pts}
+	return rois, pts, nil
+}
+
+func readVoxelR(rms []*ridgeMetrics, a, b string) (rois []string, pts map[string]plotter.XYs, err error) {
 	pts = map[string]plotter.XYs{}
-	for _, m := range s.rms {
+	for _, m := range rms {
 		files, _ := filepath.Glob(filepath.Join(m.dir, "scores", a, "*", "*_r.npy"))
 		sort.Strings(files)
 		for _, f := range files {
@@ -177,7 +202,7 @@ func (s *study) voxelR(a, b string) (rois []string, pts map[string]plotter.XYs, 
 		}
 	}
 	seen := map[string]bool{}
-	for _, m := range s.rms {
+	for _, m := range rms {
 		for _, r := range m.ROIs {
 			if len(pts[r]) > 0 && !seen[r] {
 				seen[r] = true
@@ -453,14 +478,14 @@ func (s *study) curvesFigure(stage string, arts []stages.Artifact) (*figure, err
 	var panels []string
 	for _, m := range s.rms {
 		for _, r := range m.ROIs {
-			if panelSet[r] && !contains(panels, r) {
+			if panelSet[r] && !slices.Contains(panels, r) {
 				panels = append(panels, r)
 			}
 		}
 	}
 	var rest []string
 	for p := range panelSet {
-		if !contains(panels, p) {
+		if !slices.Contains(panels, p) {
 			rest = append(rest, p)
 		}
 	}
@@ -554,15 +579,6 @@ func splitLabels(a stages.Artifact) (panel, series string) {
 		series = a.Stage
 	}
 	return a.Labels["roi"], series
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // probeFigure shows probe top-1 accuracy grouped by dataset: one bar per
@@ -670,8 +686,8 @@ func (s *study) probeFigure() (*figure, error) {
 	for i := range lab.TextStyle {
 		lab.TextStyle[i].Font.Size = vg.Points(8)
 		lab.TextStyle[i].XAlign = draw.XCenter
-		lab.Offset = vg.Point{Y: vg.Points(3)}
 	}
+	lab.Offset = vg.Point{Y: vg.Points(3)}
 	p.Add(lab)
 	p.NominalX(datasets...)
 	p.X.Min, p.X.Max = -0.5, float64(len(datasets))-0.5

@@ -146,7 +146,8 @@ type study struct {
 	roles            roles
 	title            string
 	probe, curves    []stages.Artifact
-	datasets         map[string]string // probe stage -> dataset name
+	datasets         map[string]string     // probe stage -> dataset name
+	voxels           map[string]voxelPairs // voxelR's reads, by network pair
 }
 
 // Run draws the figures.

@@ -89,7 +89,7 @@ func (pg *pairGroup) testText() string {
 	return s + fmt.Sprintf("sign-flip p = %.3g", st.PSignFlip)
 }
 
-// subjectText is one subject's difference with its CI and bootstrap p.
+// text is one subject's difference with its CI and bootstrap p.
 func (sd subjectDelta) text() string {
 	s := fmt.Sprintf("%+.4f", sd.Delta)
 	if len(sd.CI95) == 2 && sd.PBoot != nil {

@@ -79,6 +79,10 @@ func stdBlock[T linalg.Float](x []T, p int, rows rowSet, c0, c1 int, mu, sd []fl
 // standardises features: 256 columns of 10,000 rows are 20 MB of float64.
 const colBlock = 256
 
+// rowBlock is the height of the row blocks in which the primal form
+// standardises features.
+const rowBlock = 1024
+
 // basis is the thin SVD of a block of standardised training rows,
 // Xs = U diag(sqrt(s)) V^T, computed in float64 whatever the solver's
 // precision. Every ridge solution on these rows is
@@ -138,20 +142,14 @@ func newBasis[T linalg.Float](ctx context.Context, x []T, p int, train rowSet, s
 		}
 		defer freeG()
 		// Row blocks of the standardised rows, accumulated in float64.
-		const rb = 1024
-		blk := make([]float64, rb*p)
-		first := true
-		for _, s := range train {
-			for i0 := s.lo; i0 < s.hi; i0 += rb {
-				i1 := min(i0+rb, s.hi)
-				stdBlock(x, p, rowSet{{i0, i1}}, 0, p, mu, sd, blk)
-				beta := 1.0
-				if first {
-					beta, first = 0, false
-				}
-				linalg.SyrkT(p, i1-i0, 1, blk, p, beta, g, p)
+		blk := make([]float64, rowBlock*p)
+		b.rowBlocks(x, train, blk, func(k, m int) {
+			beta := 1.0
+			if k == 0 {
+				beta = 0
 			}
-		}
+			linalg.SyrkT(p, m, 1, blk, p, beta, g, p)
+		})
 		w, err := linalg.SymEig(p, g, p)
 		if err != nil {
 			return nil, fmt.Errorf("%d x %d Gram matrix of the standardised features: %w", p, p, err)
@@ -165,15 +163,9 @@ func newBasis[T linalg.Float](ctx context.Context, x []T, p int, train rowSet, s
 		b.vt = append([]float64(nil), g[k*p:]...)
 		// U^T = diag(1/sqrt(s)) V^T Xs^T, by row blocks of Xs.
 		b.ut = make([]float64, r*ntr)
-		col := 0
-		for _, s := range train {
-			for i0 := s.lo; i0 < s.hi; i0 += rb {
-				i1 := min(i0+rb, s.hi)
-				stdBlock(x, p, rowSet{{i0, i1}}, 0, p, mu, sd, blk)
-				linalg.Gemm(false, true, r, i1-i0, p, 1, b.vt, p, blk, p, 0, b.ut[col:], ntr)
-				col += i1 - i0
-			}
-		}
+		b.rowBlocks(x, train, blk, func(k, m int) {
+			linalg.Gemm(false, true, r, m, p, 1, b.vt, p, blk, p, 0, b.ut[k:], ntr)
+		})
 		for i := 0; i < r; i++ {
 			inv := 1 / math.Sqrt(b.s[i])
 			row := b.ut[i*ntr : (i+1)*ntr]
@@ -202,6 +194,22 @@ func newBasis[T linalg.Float](ctx context.Context, x []T, p int, train rowSet, s
 
 func errConstant(n, p int) error {
 	return fmt.Errorf("all %d features are constant over the %d training rows: there is nothing to fit (are the features all zero?)", p, n)
+}
+
+// rowBlocks writes the listed rows of xo, standardised over all p
+// columns, into blk (rowBlock x p) a block of at most rowBlock rows at a
+// time, and calls fn with each block's position k within rows and its
+// height m.
+func (b *basis[T]) rowBlocks(xo []T, rows rowSet, blk []float64, fn func(k, m int)) {
+	k := 0
+	for _, s := range rows {
+		for i0 := s.lo; i0 < s.hi; i0 += rowBlock {
+			i1 := min(i0+rowBlock, s.hi)
+			stdBlock(xo, b.p, rowSet{{i0, i1}}, 0, b.p, b.mu, b.sd, blk)
+			fn(k, i1-i0)
+			k += i1 - i0
+		}
+	}
 }
 
 // kernel returns Xo_s Xs^T (len(other) x ntr) for the standardised rows
@@ -247,17 +255,10 @@ func (b *basis[T]) project(ctx context.Context, xo []T, other rowSet) ([]float64
 	r, no := len(b.s), other.count()
 	z := make([]float64, no*r)
 	if !b.dual {
-		const rb = 1024
-		blk := make([]float64, rb*b.p)
-		row := 0
-		for _, s := range other {
-			for i0 := s.lo; i0 < s.hi; i0 += rb {
-				i1 := min(i0+rb, s.hi)
-				stdBlock(xo, b.p, rowSet{{i0, i1}}, 0, b.p, b.mu, b.sd, blk)
-				linalg.Gemm(false, true, i1-i0, r, b.p, 1, blk, b.p, b.vt, b.p, 0, z[row*r:], r)
-				row += i1 - i0
-			}
-		}
+		blk := make([]float64, rowBlock*b.p)
+		b.rowBlocks(xo, other, blk, func(k, m int) {
+			linalg.Gemm(false, true, m, r, b.p, 1, blk, b.p, b.vt, b.p, 0, z[k*r:], r)
+		})
 		return z, nil
 	}
 	// Z = Xo_s Xs^T U diag(1/sqrt(s)).
@@ -269,6 +270,19 @@ func (b *basis[T]) project(ctx context.Context, xo []T, other rowSet) ([]float64
 	linalg.Gemm(false, true, no, r, ntr, 1, ko, ntr, b.ut, ntr, 0, z, r)
 	b.unscale(z, no)
 	return z, nil
+}
+
+// utRowSums returns U^T 1: the sum over training rows of each left
+// singular vector (what centring y subtracts from U^T y).
+func (b *basis[T]) utRowSums() []float64 {
+	ntr := b.train.count()
+	sums := make([]float64, len(b.s))
+	for i := range sums {
+		for _, u := range b.ut[i*ntr : (i+1)*ntr] {
+			sums[i] += u
+		}
+	}
+	return sums
 }
 
 // unscale divides column i of an m x r matrix by sqrt(s_i).

@@ -131,12 +131,7 @@ func newFoldWork[T linalg.Float](ctx context.Context, x []T, n, p, lo, hi int) (
 	}
 	fw := &foldWork[T]{lo: lo, hi: hi, ntr: n - (hi - lo), nva: hi - lo, r: len(b.s), s: b.s}
 	r := fw.r
-	fw.u1 = make([]float64, r)
-	for i := 0; i < r; i++ {
-		for _, u := range b.ut[i*fw.ntr : (i+1)*fw.ntr] {
-			fw.u1[i] += u
-		}
-	}
+	fw.u1 = b.utRowSums()
 	fw.zsum = make([]float64, r)
 	for i := 0; i < fw.nva; i++ {
 		for j, val := range z64[i*r : (i+1)*r] {
@@ -310,11 +305,10 @@ func (fw *foldWork[T]) score(ctx context.Context, y []T, v, ldy int, cfg Config,
 			ymc[j] = ysum[j]/float64(nva) - yt
 		}
 		qq := make([]float64, nb)
-		for ai, al := range cfg.Alphas {
-			gains(fw.s, al, g)
+		for ai := range cfg.Alphas {
 			parallelFor(r, nb, func(i0, i1 int) {
 				for i := i0; i < i1; i++ {
-					d := T(g[i])
+					d := dm[i*2*na+ai] // T(gain i of alpha ai)
 					dst := q[i*nb : (i+1)*nb]
 					for j, av := range a[i*nb : (i+1)*nb] {
 						dst[j] = d * av
@@ -397,12 +391,7 @@ func Refit[T linalg.Float](ctx context.Context, x []T, n, p int, y []T, v, ldy i
 		vmat = convert[T](v64)
 		m.Weights = make([]T, p*v)
 	}
-	u1 := make([]float64, r)
-	for i := 0; i < r; i++ {
-		for _, u := range b.ut[i*n : (i+1)*n] {
-			u1[i] += u
-		}
-	}
+	u1 := b.utRowSums()
 	ut, s := convert[T](b.ut), b.s
 	runtime.GC() // the float64 basis is garbage from here on (see newFoldWork)
 	vb := batchSize[T](cfg, r, v, 2)

@@ -236,11 +236,7 @@ func TTest1Samp(x []float64) (t, p float64, df int, ok bool) {
 	if n < 2 {
 		return 0, 0, 0, false
 	}
-	m := 0.0
-	for _, v := range x {
-		m += v
-	}
-	m /= float64(n)
+	m := mean(x)
 	ss := 0.0
 	for _, v := range x {
 		ss += (v - m) * (v - m)
@@ -298,11 +294,9 @@ func SignFlipP(x []float64) float64 {
 	rng := rand.New(rand.NewPCG(1, uint64(n)))
 	k := 0
 	for range b {
-		var m uint64
 		// Only the first 64 signs vary beyond n = 64; subject counts
 		// never come near.
-		m = rng.Uint64()
-		if count(m) {
+		if count(rng.Uint64()) {
 			k++
 		}
 	}

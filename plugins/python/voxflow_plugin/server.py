@@ -160,7 +160,11 @@ class _Health:
 
     def Watch(self, request, context):
         yield health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
-        threading.Event().wait()
+        # The status never changes; hold the stream open until the caller
+        # ends it, without holding a worker thread after that.
+        ended = threading.Event()
+        context.add_callback(ended.set)
+        ended.wait()
 
 
 class _Stdio:

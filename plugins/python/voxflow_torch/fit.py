@@ -4,7 +4,6 @@ decay per step, fixed-size shuffled batches (the last partial batch of an
 epoch dropped), validation loss after each epoch in eval mode, the best
 checkpoint kept, early stopping on patience."""
 
-import copy
 import math
 import time
 
@@ -66,7 +65,7 @@ def fit(modules, loss_fn, batch_fn, ntrain, nval, cfg, scales, report, log, canc
     rng = np.random.default_rng(int(cfg["seed"]))
 
     def snapshot():
-        return {name: copy.deepcopy({k: v.detach().cpu().clone() for k, v in m.state_dict().items()}) for name, m in modules.items()}
+        return {name: {k: v.detach().cpu().clone() for k, v in m.state_dict().items()} for name, m in modules.items()}
 
     def set_mode(train):
         for m in modules.values():

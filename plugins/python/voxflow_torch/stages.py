@@ -257,7 +257,7 @@ class Features(Stage):
                     req.progress(phase, lo + len(f), n, "img")
             os.makedirs(os.path.dirname(out_npy), exist_ok=True)
             if feats is None:
-                np.save(open(out_npy, "wb"), np.zeros((0, dim[0]), "<f4"))
+                np.save(out_npy, np.zeros((0, dim[0]), "<f4"))
                 return
             feats.flush()
             del feats
@@ -278,7 +278,7 @@ class Features(Stage):
             for sp in ("train", "val", "test"):
                 extract(art.images_path(dataset, "", sp), os.path.join(out, sp + ".npy"), sp)
                 lab = np.load(os.path.join(dataset, sp, "labels.npy")).astype("<i4")
-                np.save(open(os.path.join(out, sp + "_labels.npy"), "wb"), lab)
+                np.save(os.path.join(out, sp + "_labels.npy"), lab)
             art.write_json(os.path.join(out, "classes.json"), m["classes"])
         hook.remove()
         info["dim"] = dim[0]
