@@ -171,3 +171,6 @@ type NopProgress struct{}
 
 // Update does nothing.
 func (NopProgress) Update(Update) {}
+
+// Bound returns a pointer to v, for ParamSpec.Min and ParamSpec.Max.
+func Bound(v float64) *float64 { return &v }

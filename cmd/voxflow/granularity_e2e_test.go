@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/voxflow/voxflow/stages/data"
-	"github.com/voxflow/voxflow/stages/npy"
+	"github.com/voxflow/voxflow/internal/npy"
 )
 
 // granularitySpec is the demo's data layout at test size, on an Algonauts

@@ -17,8 +17,8 @@ import (
 
 	"github.com/voxflow/voxflow/plugins"
 	"github.com/voxflow/voxflow/stages"
-	"github.com/voxflow/voxflow/stages/network"
-	"github.com/voxflow/voxflow/stages/npy"
+	"github.com/voxflow/voxflow/internal/network"
+	"github.com/voxflow/voxflow/internal/npy"
 	"github.com/voxflow/voxflow/stages/pretrain"
 )
 

@@ -15,15 +15,17 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/voxflow/voxflow/stages/network"
-	"github.com/voxflow/voxflow/stages/npy"
+	"github.com/voxflow/voxflow/stages/training"
+
+	"github.com/voxflow/voxflow/internal/network"
+	"github.com/voxflow/voxflow/internal/npy"
 	"github.com/voxflow/voxflow/stages/tunecl"
 	"github.com/voxflow/voxflow/stages/tunemse"
 )
 
 // parityFixture writes a seeded alexnet-mini, a batch of n images and
 // responses, and the settings for torch_step.py into a new directory.
-func parityFixture(t *testing.T, n, v int) (string, network.Config, network.Weights, *network.ROIData) {
+func parityFixture(t *testing.T, n, v int) (string, network.Config, network.Weights, *training.ROIData) {
 	t.Helper()
 	if _, err := os.Stat("/usr/bin/python3"); err != nil {
 		t.Skip("no /usr/bin/python3")
@@ -65,8 +67,8 @@ func parityFixture(t *testing.T, n, v int) (string, network.Config, network.Weig
 	if err := cfg.Save(dir); err != nil {
 		t.Fatal(err)
 	}
-	split := network.ROISplit{N: n, Images: imgs, Voxels: vox}
-	return dir, cfg, w, &network.ROIData{Subject: "subj01", ROI: "FFA-1", V: v, Train: split, Val: split}
+	split := training.ROISplit{N: n, Images: imgs, Voxels: vox}
+	return dir, cfg, w, &training.ROIData{Subject: "subj01", ROI: "FFA-1", V: v, Train: split, Val: split}
 }
 
 // runTorch runs torch_step.py with settings and returns its outputs.

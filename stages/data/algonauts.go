@@ -16,7 +16,9 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/voxflow/voxflow/stages/npy"
+	"github.com/voxflow/voxflow/stages/artifact"
+
+	"github.com/voxflow/voxflow/internal/npy"
 	"github.com/zeebo/blake3"
 )
 
@@ -394,7 +396,7 @@ func (s *algonautsSubject) digestSources(root string, opt Options) error {
 		// an edit to another family's mask file must not change the part
 		// (and rerun every fine-tune downstream of it). The full artifact
 		// keeps recording every mask, as it always has.
-		if opt.Part == PartResponses && len(opt.ROIs) > 0 && !slices.ContainsFunc(opt.ROIs, func(r string) bool { return ROIFamily(r) == fam }) {
+		if opt.Part == artifact.PartResponses && len(opt.ROIs) > 0 && !slices.ContainsFunc(opt.ROIs, func(r string) bool { return ROIFamily(r) == fam }) {
 			continue
 		}
 		paths = append(paths, s.in.MaskName(fam, 0), s.in.MaskName(fam, 1))

@@ -15,7 +15,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/voxflow/voxflow/stages/npy"
+	"github.com/voxflow/voxflow/stages/artifact"
+
+	"github.com/voxflow/voxflow/internal/npy"
 	"github.com/zeebo/blake3"
 )
 
@@ -96,28 +98,28 @@ func TestAlgonautsRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gm, err := ReadSubjectManifest(filepath.Join(got, "subj01"))
+	gm, err := artifact.ReadSubjectManifest(filepath.Join(got, "subj01"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	wm, err := ReadSubjectManifest(filepath.Join(want, "subj01"))
+	wm, err := artifact.ReadSubjectManifest(filepath.Join(want, "subj01"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(gm.ROIs, wm.ROIs) || !reflect.DeepEqual(gm.NSDIDs, wm.NSDIDs) || !reflect.DeepEqual(gm.Splits, wm.Splits) || gm.TestSplit != "holdout" {
 		t.Fatalf("manifests differ:\nalgonauts %+v\nsynthetic %+v", gm, wm)
 	}
-	if gm.NSDIDs[SplitTest][0] != synthNSDID(indexOf(t, gm.NSDIDs[SplitTest][0])) {
-		t.Fatalf("NSD ids not carried from file names: %v", gm.NSDIDs[SplitTest])
+	if gm.NSDIDs[artifact.SplitTest][0] != synthNSDID(indexOf(t, gm.NSDIDs[artifact.SplitTest][0])) {
+		t.Fatalf("NSD ids not carried from file names: %v", gm.NSDIDs[artifact.SplitTest])
 	}
-	for _, s := range Splits() {
-		same(t, ImagesPath(got, "subj01", s), ImagesPath(want, "subj01", s))
+	for _, s := range artifact.Splits() {
+		same(t, artifact.ImagesPath(got, "subj01", s), artifact.ImagesPath(want, "subj01", s))
 		for _, r := range gm.ROIs {
-			same(t, ROIPath(got, "subj01", s, r.Name), ROIPath(want, "subj01", s, r.Name))
+			same(t, artifact.ROIPath(got, "subj01", s, r.Name), artifact.ROIPath(want, "subj01", s, r.Name))
 		}
 	}
 	for _, r := range gm.ROIs {
-		same(t, NoiseCeilingPath(got, "subj01", r.Name), NoiseCeilingPath(want, "subj01", r.Name))
+		same(t, artifact.NoiseCeilingPath(got, "subj01", r.Name), artifact.NoiseCeilingPath(want, "subj01", r.Name))
 	}
 	// Provenance: every source file is listed with its BLAKE3 digest.
 	wantSources := 2 + 2*len(Families()) + 2 + fixtureCfg.NImages // fMRI, masks, noise ceilings, training PNGs
@@ -134,8 +136,8 @@ func TestAlgonautsRoundTrip(t *testing.T) {
 			t.Errorf("source %s: digest %q, want %x", rel, gm.Sources[rel], sum)
 		}
 	}
-	top, err := ReadManifest(got)
-	if err != nil || top.Kind != KindNSD || !reflect.DeepEqual(top.Subjects, []string{"subj01"}) || top.ImageSize != fixtureSize {
+	top, err := artifact.ReadManifest(got)
+	if err != nil || top.Kind != artifact.KindNSD || !reflect.DeepEqual(top.Subjects, []string{"subj01"}) || top.ImageSize != fixtureSize {
 		t.Fatalf("top manifest %+v, %v", top, err)
 	}
 }
@@ -174,20 +176,20 @@ func TestAlgonautsReleaseTestSplit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := ReadSubjectManifest(filepath.Join(dir, "subj02"))
+	m, err := artifact.ReadSubjectManifest(filepath.Join(dir, "subj02"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.TestSplit != "release" || m.Splits[SplitTest] != fixtureCfg.NTest || m.Splits[SplitVal] != 12 || m.Splits[SplitTrain] != 48 || len(m.ROIs) != 2 {
+	if m.TestSplit != "release" || m.Splits[artifact.SplitTest] != fixtureCfg.NTest || m.Splits[artifact.SplitVal] != 12 || m.Splits[artifact.SplitTrain] != 48 || len(m.ROIs) != 2 {
 		t.Fatalf("manifest %+v", m)
 	}
-	for j, id := range m.NSDIDs[SplitTest] {
+	for j, id := range m.NSDIDs[artifact.SplitTest] {
 		if id != synthNSDID(fixtureCfg.NImages+j) {
-			t.Fatalf("test NSD ids %v", m.NSDIDs[SplitTest])
+			t.Fatalf("test NSD ids %v", m.NSDIDs[artifact.SplitTest])
 		}
 	}
 	seen := map[int]bool{}
-	for _, s := range []string{SplitTrain, SplitVal} {
+	for _, s := range []string{artifact.SplitTrain, artifact.SplitVal} {
 		for _, id := range m.NSDIDs[s] {
 			if seen[id] || indexOf(t, id) >= fixtureCfg.NImages {
 				t.Fatalf("image %d duplicated or a test image in %s", id, s)
@@ -195,11 +197,11 @@ func TestAlgonautsReleaseTestSplit(t *testing.T) {
 			seen[id] = true
 		}
 	}
-	img, err := LoadImages(dir, "subj02", SplitTest)
+	img, err := artifact.LoadImages(dir, "subj02", artifact.SplitTest)
 	if err != nil || npy.ShapeString(img.Shape) != "(8, 3, 16, 16)" {
 		t.Fatalf("test images %v %v", img.Shape, err)
 	}
-	r, err := LoadROI(dir, "subj02", SplitTest, "FFA-1")
+	r, err := artifact.LoadROI(dir, "subj02", artifact.SplitTest, "FFA-1")
 	if err != nil || r.Rows() != fixtureCfg.NTest || r.RowLen() != m.ROIs[1].Voxels() {
 		t.Fatalf("test FFA-1 %v %v", r.Shape, err)
 	}
@@ -354,7 +356,7 @@ func TestNonFiniteDropVoxels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := ReadSubjectManifest(filepath.Join(dir, "subj01"))
+	m, err := artifact.ReadSubjectManifest(filepath.Join(dir, "subj01"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +364,7 @@ func TestNonFiniteDropVoxels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cm, _ := ReadSubjectManifest(filepath.Join(clean, "subj01"))
+	cm, _ := artifact.ReadSubjectManifest(filepath.Join(clean, "subj01"))
 	v1, _ := m.ROI("V1v")
 	c1, _ := cm.ROI("V1v")
 	if v1.Dropped != 1 || v1.VoxelsLH != c1.VoxelsLH-1 || v1.VoxelsRH != c1.VoxelsRH {
@@ -371,7 +373,7 @@ func TestNonFiniteDropVoxels(t *testing.T) {
 	if v2, _ := m.ROI("V2v"); v2.Dropped != 0 {
 		t.Fatalf("V2v lost voxels: %+v", v2)
 	}
-	a, err := LoadROI(dir, "subj01", SplitTrain, "V1v")
+	a, err := artifact.LoadROI(dir, "subj01", artifact.SplitTrain, "V1v")
 	if err != nil || a.RowLen() != v1.Voxels() {
 		t.Fatalf("V1v array %v for %d voxels: %v", a.Shape, v1.Voxels(), err)
 	}
@@ -380,7 +382,7 @@ func TestNonFiniteDropVoxels(t *testing.T) {
 			t.Fatal("non-finite value survived")
 		}
 	}
-	nc, err := LoadNoiseCeiling(dir, "subj01", "V1v")
+	nc, err := artifact.LoadNoiseCeiling(dir, "subj01", "V1v")
 	if err != nil || len(nc) != v1.Voxels() {
 		t.Fatalf("noise ceiling %d values for %d voxels: %v", len(nc), v1.Voxels(), err)
 	}

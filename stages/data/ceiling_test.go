@@ -7,7 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/voxflow/voxflow/stages/npy"
+	"github.com/voxflow/voxflow/stages/artifact"
+
+	"github.com/voxflow/voxflow/internal/npy"
 )
 
 // writeCeilings writes the fixture's noise ceilings (fractions, in
@@ -43,7 +45,7 @@ func TestNoiseCeilingUnits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	refM, err := ReadSubjectManifest(filepath.Join(ref, "subj01"))
+	refM, err := artifact.ReadSubjectManifest(filepath.Join(ref, "subj01"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +65,7 @@ func TestNoiseCeilingUnits(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s in %s: %v", tc.pattern, tc.unit, err)
 		}
-		m, err := ReadSubjectManifest(filepath.Join(got, "subj01"))
+		m, err := artifact.ReadSubjectManifest(filepath.Join(got, "subj01"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,11 +77,11 @@ func TestNoiseCeilingUnits(t *testing.T) {
 			t.Errorf("%s: ceiling file not among the manifest's sources", tc.unit)
 		}
 		for _, roi := range []string{"V1v", "FFA-1"} {
-			w, err := LoadNoiseCeiling(ref, "subj01", roi)
+			w, err := artifact.LoadNoiseCeiling(ref, "subj01", roi)
 			if err != nil {
 				t.Fatal(err)
 			}
-			g, err := LoadNoiseCeiling(got, "subj01", roi)
+			g, err := artifact.LoadNoiseCeiling(got, "subj01", roi)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -153,11 +155,11 @@ func TestNoiseCeilingFsaverage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := LoadNoiseCeiling(ref, "subj01", "V1v")
+	w, err := artifact.LoadNoiseCeiling(ref, "subj01", "V1v")
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := LoadNoiseCeiling(got, "subj01", "V1v")
+	g, err := artifact.LoadNoiseCeiling(got, "subj01", "V1v")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +171,7 @@ func TestNoiseCeilingFsaverage(t *testing.T) {
 			t.Fatalf("voxel %d: ceiling %v, want %v (from the challenge-space vertex)", i, g[i], w[i])
 		}
 	}
-	m, err := ReadSubjectManifest(filepath.Join(got, "subj01"))
+	m, err := artifact.ReadSubjectManifest(filepath.Join(got, "subj01"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,8 +15,11 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/voxflow/voxflow/internal/jsonfile"
+	"github.com/voxflow/voxflow/stages/artifact"
+
+	"github.com/voxflow/voxflow/internal/npy"
 	"github.com/voxflow/voxflow/stages"
-	"github.com/voxflow/voxflow/stages/npy"
 )
 
 // classOptions configures a classification source.
@@ -67,14 +70,14 @@ func buildClassification(ctx context.Context, c classOptions, out string) (map[s
 	}
 	splits := assignSplits(len(set.labels), set.test != nil, 0, c.ValFraction, c.TestFraction, c.Seed)
 	counts := map[string]any{}
-	for _, s := range Splits() {
+	for _, s := range artifact.Splits() {
 		src, idx := set, splits[s]
-		if s == SplitTest && set.test != nil {
+		if s == artifact.SplitTest && set.test != nil {
 			src, idx = set.test, seq(len(set.test.labels))
 		}
 		// A fraction of 0 asks for no such split (a probe needs none);
 		// an empty split the user did not ask for is an error.
-		unwanted := s == SplitVal && c.ValFraction == 0 || s == SplitTest && set.test == nil && c.TestFraction == 0
+		unwanted := s == artifact.SplitVal && c.ValFraction == 0 || s == artifact.SplitTest && set.test == nil && c.TestFraction == 0
 		if len(idx) == 0 && !unwanted {
 			return nil, fmt.Errorf("%s: split %s is empty (%d images, val_fraction %g, test_fraction %g): expected at least one image per split", c.Source, s, len(set.labels), c.ValFraction, c.TestFraction)
 		}
@@ -87,7 +90,7 @@ func buildClassification(ctx context.Context, c classOptions, out string) (map[s
 	if c.Root != "" {
 		source += ":" + c.Root
 	}
-	if err := writeJSON(filepath.Join(out, "manifest.json"), Manifest{Kind: KindClassification, Source: source, Classes: set.classes, ImageSize: c.ImageSize, Preprocess: c.preprocess()}); err != nil {
+	if err := jsonfile.Write(filepath.Join(out, "manifest.json"), artifact.Manifest{Kind: artifact.KindClassification, Source: source, Classes: set.classes, ImageSize: c.ImageSize, Preprocess: c.preprocess()}); err != nil {
 		return nil, err
 	}
 	return map[string]any{"images": counts, "classes": len(set.classes)}, nil

@@ -13,6 +13,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/voxflow/voxflow/stages/artifact"
 )
 
 func TestSyntheticCategories(t *testing.T) {
@@ -20,21 +22,21 @@ func TestSyntheticCategories(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := ReadManifest(dir)
+	m, err := artifact.ReadManifest(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Kind != KindClassification || !reflect.DeepEqual(m.Classes, shapeClasses()[:8]) || m.ImageSize != 32 {
+	if m.Kind != artifact.KindClassification || !reflect.DeepEqual(m.Classes, shapeClasses()[:8]) || m.ImageSize != 32 {
 		t.Fatalf("manifest %+v", m)
 	}
 	total := 0
 	counts := make([]int, 8)
-	for _, s := range Splits() {
-		img, err := LoadImages(dir, "", s)
+	for _, s := range artifact.Splits() {
+		img, err := artifact.LoadImages(dir, "", s)
 		if err != nil {
 			t.Fatal(err)
 		}
-		lab, err := LoadLabels(dir, s)
+		lab, err := artifact.LoadLabels(dir, s)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,7 +57,7 @@ func TestSyntheticCategories(t *testing.T) {
 		}
 	}
 	// Every image is drawn afresh: no two are the same.
-	img, _ := LoadImages(dir, "", SplitTrain)
+	img, _ := artifact.LoadImages(dir, "", artifact.SplitTrain)
 	seen := map[string]bool{}
 	for i := range img.Rows() {
 		seen[string(img.Row(i))] = true
@@ -76,23 +78,23 @@ func TestIDXFashionMNIST(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := ReadManifest(dir)
+	m, err := artifact.ReadManifest(dir)
 	if err != nil || !reflect.DeepEqual(m.Classes, FashionMNISTClasses()) {
 		t.Fatalf("manifest %+v %v", m, err)
 	}
-	test, err := LoadImages(dir, "", SplitTest)
+	test, err := artifact.LoadImages(dir, "", artifact.SplitTest)
 	if err != nil {
 		t.Fatal(err)
 	}
-	labels, err := LoadLabels(dir, SplitTest)
+	labels, err := artifact.LoadLabels(dir, artifact.SplitTest)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if test.Rows() != 200 || len(labels) != 200 {
 		t.Fatalf("test: %v images, %d labels", test.Shape, len(labels))
 	}
-	val, _ := LoadLabels(dir, SplitVal)
-	train, _ := LoadLabels(dir, SplitTrain)
+	val, _ := artifact.LoadLabels(dir, artifact.SplitVal)
+	train, _ := artifact.LoadLabels(dir, artifact.SplitTrain)
 	if len(val) != 50 || len(train) != 150 {
 		t.Fatalf("train %d, val %d, want 150 and 50", len(train), len(val))
 	}
@@ -171,17 +173,17 @@ func TestImageFolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, _ := ReadManifest(dir)
+	m, _ := artifact.ReadManifest(dir)
 	if !reflect.DeepEqual(m.Classes, []string{"apples", "leaves"}) {
 		t.Fatalf("classes %v", m.Classes)
 	}
 	n := 0
-	for _, s := range Splits() {
-		img, err := LoadImages(dir, "", s)
+	for _, s := range artifact.Splits() {
+		img, err := artifact.LoadImages(dir, "", s)
 		if err != nil {
 			t.Fatal(err)
 		}
-		lab, _ := LoadLabels(dir, s)
+		lab, _ := artifact.LoadLabels(dir, s)
 		for i, l := range lab {
 			red, green := img.Row(i)[0], img.Row(i)[64]
 			if (l == 0) != (red > 150 && green < 60) {

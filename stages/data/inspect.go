@@ -10,7 +10,9 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/voxflow/voxflow/stages/npy"
+	"github.com/voxflow/voxflow/stages/artifact"
+
+	"github.com/voxflow/voxflow/internal/npy"
 )
 
 // Layouts Inspect recognises.
@@ -101,24 +103,24 @@ func Inspect(path string) (*Summary, error) {
 }
 
 func inspectArtifact(path string) (*Summary, error) {
-	m, err := ReadManifest(path)
+	m, err := artifact.ReadManifest(path)
 	if err != nil {
 		return nil, err
 	}
 	s := &Summary{Path: path, Source: m.Source, Part: m.Part, ImageSize: m.ImageSize}
-	if m.Kind == KindClassification {
+	if m.Kind == artifact.KindClassification {
 		s.Layout = LayoutClassification
 		for _, c := range m.Classes {
 			s.Classes = append(s.Classes, ClassSummary{Name: c, Images: map[string]int{}})
 		}
-		for _, split := range Splits() {
-			labels, err := LoadLabels(path, split)
+		for _, split := range artifact.Splits() {
+			labels, err := artifact.LoadLabels(path, split)
 			if err != nil {
 				return nil, err
 			}
 			for i, l := range labels {
 				if l < 0 || int(l) >= len(s.Classes) {
-					return nil, fmt.Errorf("%s: label %d at %d, expected 0..%d", LabelsPath(path, split), l, i, len(s.Classes)-1)
+					return nil, fmt.Errorf("%s: label %d at %d, expected 0..%d", artifact.LabelsPath(path, split), l, i, len(s.Classes)-1)
 				}
 				s.Classes[l].Images[split]++
 			}
@@ -127,14 +129,14 @@ func inspectArtifact(path string) (*Summary, error) {
 	}
 	s.Layout = LayoutNSD
 	for _, name := range m.Subjects {
-		sm, err := ReadSubjectManifest(filepath.Join(path, name))
+		sm, err := artifact.ReadSubjectManifest(filepath.Join(path, name))
 		if err != nil {
 			return nil, err
 		}
 		sub := SubjectSummary{Name: name, Images: sm.Splits, TestSplit: sm.TestSplit}
 		for _, r := range sm.ROIs {
 			rs := ROISummary{Name: r.Name, Group: r.Group, VoxelsLH: r.VoxelsLH, VoxelsRH: r.VoxelsRH}
-			nc, err := LoadNoiseCeiling(path, name, r.Name)
+			nc, err := artifact.LoadNoiseCeiling(path, name, r.Name)
 			if err != nil {
 				return nil, err
 			}
@@ -167,9 +169,9 @@ func inspectAlgonautsSubject(root, name string) (*SubjectSummary, error) {
 	if err != nil {
 		return nil, err
 	}
-	sub.Images[SplitTrain] = len(trainPaths)
+	sub.Images[artifact.SplitTrain] = len(trainPaths)
 	if testPaths, _, err := listPNGs(filepath.Join(dir, algoTestImages), testPNG); err == nil {
-		sub.Images[SplitTest] = len(testPaths)
+		sub.Images[artifact.SplitTest] = len(testPaths)
 	}
 	for _, f := range []string{algoTrainFMRI, algoTestFMRI} {
 		for _, hemi := range hemiNames {
@@ -255,12 +257,12 @@ func (s *Summary) WriteText(w io.Writer) error {
 	if len(s.Classes) > 0 {
 		fmt.Fprintf(tw, "%d classes\nclass\ttrain\tval\ttest\n", len(s.Classes))
 		for _, c := range s.Classes {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", c.Name, c.Images[SplitTrain], c.Images[SplitVal], c.Images[SplitTest])
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", c.Name, c.Images[artifact.SplitTrain], c.Images[artifact.SplitVal], c.Images[artifact.SplitTest])
 		}
 	}
 	for _, sub := range s.Subjects {
 		var parts []string
-		for _, split := range Splits() {
+		for _, split := range artifact.Splits() {
 			if n, ok := sub.Images[split]; ok {
 				parts = append(parts, fmt.Sprintf("%s %d", split, n))
 			}

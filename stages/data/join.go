@@ -12,6 +12,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/voxflow/voxflow/internal/jsonfile"
+	"github.com/voxflow/voxflow/stages/artifact"
+
 	"github.com/voxflow/voxflow/stages"
 )
 
@@ -26,15 +29,15 @@ import (
 type joinPart struct {
 	name string // the producing instance, for errors
 	path string
-	m    *Manifest
+	m    *artifact.Manifest
 }
 
 // subjectParts is what a join has for one subject.
 type subjectParts struct {
 	images     *joinPart
-	imagesM    *SubjectManifest
+	imagesM    *artifact.SubjectManifest
 	responses  []*joinPart
-	responsesM []*SubjectManifest
+	responsesM []*artifact.SubjectManifest
 }
 
 // artifactName names an input artifact by its producing stage and labels,
@@ -66,30 +69,30 @@ func JoinParts(ctx context.Context, parts []stages.Artifact, out string) (map[st
 	subj := map[string]*subjectParts{}
 	var source, sourceFrom string
 	var imageSize int
-	var pre *Preprocess
+	var pre *artifact.Preprocess
 	var preFrom string
 	for _, a := range parts {
 		p := &joinPart{name: artifactName(a), path: a.Path}
-		m, err := ReadManifest(a.Path)
+		m, err := artifact.ReadManifest(a.Path)
 		if err != nil {
 			return nil, fmt.Errorf("input %s %s: %w", PartsPort, p.name, err)
 		}
 		p.m = m
-		if m.Kind != KindNSD || (m.Part != PartImages && m.Part != PartResponses) {
+		if m.Kind != artifact.KindNSD || (m.Part != artifact.PartImages && m.Part != artifact.PartResponses) {
 			what := "a full data artifact"
-			if m.Kind != KindNSD {
+			if m.Kind != artifact.KindNSD {
 				what = "a " + m.Kind + " artifact"
 			}
-			return nil, fmt.Errorf("input %s %s: %s, expected a part (a data stage with part: %s or part: %s)", PartsPort, p.name, what, PartImages, PartResponses)
+			return nil, fmt.Errorf("input %s %s: %s, expected a part (a data stage with part: %s or part: %s)", PartsPort, p.name, what, artifact.PartImages, artifact.PartResponses)
 		}
 		switch m.Part {
-		case PartResponses:
+		case artifact.PartResponses:
 			if source == "" {
 				source, sourceFrom = m.Source, p.name
 			} else if m.Source != source {
 				return nil, fmt.Errorf("input %s: %s comes from %q but %s from %q: expected responses of one source", PartsPort, p.name, m.Source, sourceFrom, source)
 			}
-		case PartImages:
+		case artifact.PartImages:
 			if pre == nil {
 				imageSize, pre, preFrom = m.ImageSize, m.Preprocess, p.name
 			} else if m.ImageSize != imageSize || !reflect.DeepEqual(m.Preprocess, pre) {
@@ -97,7 +100,7 @@ func JoinParts(ctx context.Context, parts []stages.Artifact, out string) (map[st
 			}
 		}
 		for _, s := range m.Subjects {
-			sm, err := ReadSubjectManifest(filepath.Join(a.Path, s))
+			sm, err := artifact.ReadSubjectManifest(filepath.Join(a.Path, s))
 			if err != nil {
 				return nil, fmt.Errorf("input %s %s: %w", PartsPort, p.name, err)
 			}
@@ -107,7 +110,7 @@ func JoinParts(ctx context.Context, parts []stages.Artifact, out string) (map[st
 				subj[s] = sp
 				order = append(order, s)
 			}
-			if m.Part == PartImages {
+			if m.Part == artifact.PartImages {
 				if sp.images != nil {
 					return nil, fmt.Errorf("input %s: two images parts for subject %s, %s and %s: expected one per subject", PartsPort, s, sp.images.name, p.name)
 				}
@@ -127,7 +130,7 @@ func JoinParts(ctx context.Context, parts []stages.Artifact, out string) (map[st
 	if len(order) == 0 {
 		return nil, fmt.Errorf("input %s: no subjects in %d artifacts", PartsPort, len(parts))
 	}
-	var ms []*SubjectManifest
+	var ms []*artifact.SubjectManifest
 	for _, s := range order {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -138,7 +141,7 @@ func JoinParts(ctx context.Context, parts []stages.Artifact, out string) (map[st
 		}
 		ms = append(ms, m)
 	}
-	if err := writeJSON(filepath.Join(out, "manifest.json"), Manifest{Kind: KindNSD, Source: source, Subjects: order, ImageSize: imageSize, Preprocess: pre}); err != nil {
+	if err := jsonfile.Write(filepath.Join(out, "manifest.json"), artifact.Manifest{Kind: artifact.KindNSD, Source: source, Subjects: order, ImageSize: imageSize, Preprocess: pre}); err != nil {
 		return nil, err
 	}
 	return nsdMetrics(ms), nil
@@ -146,12 +149,12 @@ func JoinParts(ctx context.Context, parts []stages.Artifact, out string) (map[st
 
 // joinSubject checks one subject's parts against each other and writes its
 // directory of the joined artifact.
-func joinSubject(ctx context.Context, subject string, sp *subjectParts, dir string) (*SubjectManifest, error) {
+func joinSubject(ctx context.Context, subject string, sp *subjectParts, dir string) (*artifact.SubjectManifest, error) {
 	if sp.images == nil {
-		return nil, fmt.Errorf("input %s: subject %s has responses (%s) but no images part: expected a data stage with part: %s for it among the parts", PartsPort, subject, sp.responses[0].name, PartImages)
+		return nil, fmt.Errorf("input %s: subject %s has responses (%s) but no images part: expected a data stage with part: %s for it among the parts", PartsPort, subject, sp.responses[0].name, artifact.PartImages)
 	}
 	if len(sp.responses) == 0 {
-		return nil, fmt.Errorf("input %s: subject %s has images (%s) but no responses part: expected at least one data stage with part: %s for it among the parts", PartsPort, subject, sp.images.name, PartResponses)
+		return nil, fmt.Errorf("input %s: subject %s has images (%s) but no responses part: expected at least one data stage with part: %s for it among the parts", PartsPort, subject, sp.images.name, artifact.PartResponses)
 	}
 	im := sp.imagesM
 	for k, rm := range sp.responsesM {
@@ -160,7 +163,7 @@ func joinSubject(ctx context.Context, subject string, sp *subjectParts, dir stri
 				PartsPort, sp.images.name, sp.responses[k].name, subject, why)
 		}
 	}
-	jm := &SubjectManifest{
+	jm := &artifact.SubjectManifest{
 		Subject:   subject,
 		NSDIDs:    im.NSDIDs,
 		Splits:    im.Splits,
@@ -168,7 +171,7 @@ func joinSubject(ctx context.Context, subject string, sp *subjectParts, dir stri
 		TestSplit: im.TestSplit,
 		ImageSize: im.ImageSize,
 	}
-	for _, m := range append([]*SubjectManifest{im}, sp.responsesM...) {
+	for _, m := range append([]*artifact.SubjectManifest{im}, sp.responsesM...) {
 		for k, v := range m.Sources {
 			jm.Sources[k] = v
 		}
@@ -186,7 +189,7 @@ func joinSubject(ctx context.Context, subject string, sp *subjectParts, dir stri
 			return nil, err
 		}
 	}
-	if err := writeJSON(filepath.Join(dir, "manifest.json"), jm); err != nil {
+	if err := jsonfile.Write(filepath.Join(dir, "manifest.json"), jm); err != nil {
 		return nil, err
 	}
 	return jm, nil
@@ -194,7 +197,7 @@ func joinSubject(ctx context.Context, subject string, sp *subjectParts, dir stri
 
 // splitMismatch says how two parts' split assignments differ, "" when
 // they agree.
-func splitMismatch(a, b *SubjectManifest) string {
+func splitMismatch(a, b *artifact.SubjectManifest) string {
 	if a.Split == nil || b.Split == nil {
 		return "a part without a recorded split"
 	}
@@ -211,7 +214,7 @@ func splitMismatch(a, b *SubjectManifest) string {
 	case a.TestSplit != b.TestSplit:
 		return fmt.Sprintf("test split %s vs %s", a.TestSplit, b.TestSplit)
 	}
-	for _, s := range Splits() {
+	for _, s := range artifact.Splits() {
 		if !slices.Equal(a.NSDIDs[s], b.NSDIDs[s]) {
 			return fmt.Sprintf("split %s holds different NSD ids", s)
 		}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/voxflow/voxflow/stages/artifact"
+
 	"github.com/voxflow/voxflow/stages"
 )
 
@@ -95,13 +97,13 @@ func TestJoinEqualsAll(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			images, err := runStage(t, with(map[string]any{"part": PartImages}))
+			images, err := runStage(t, with(map[string]any{"part": artifact.PartImages}))
 			if err != nil {
 				t.Fatal(err)
 			}
 			parts := []stages.Artifact{art("nsd_images", images, map[string]string{"subject": "subj01"})}
 			for _, r := range rois {
-				resp, err := runStage(t, with(map[string]any{"part": PartResponses, "roi": r}))
+				resp, err := runStage(t, with(map[string]any{"part": artifact.PartResponses, "roi": r}))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -124,7 +126,7 @@ func TestJoinEqualsAll(t *testing.T) {
 			// A responses part records only its ROIs' mask families among
 			// its sources; the full artifact records every mask.
 			want := readTree(t, full)
-			var sm SubjectManifest
+			var sm artifact.SubjectManifest
 			if err := json.Unmarshal(want["subj01/manifest.json"], &sm); err != nil {
 				t.Fatal(err)
 			}
@@ -164,14 +166,14 @@ func TestJoinEqualsAll(t *testing.T) {
 			}
 
 			// The image size is not the responses' business.
-			resp2, err := runStage(t, with(map[string]any{"part": PartResponses, "roi": rois[1], "image_size": int64(24)}))
+			resp2, err := runStage(t, with(map[string]any{"part": artifact.PartResponses, "roi": rois[1], "image_size": int64(24)}))
 			if err != nil {
 				t.Fatal(err)
 			}
 			sameTree(t, resp2, parts[2].Path)
 
 			// Reading responses from an images part says what to do.
-			if _, err := LoadROI(images, "subj01", SplitTrain, "V1v"); err == nil || !strings.Contains(err.Error(), "part: images only: join it") {
+			if _, err := artifact.LoadROI(images, "subj01", artifact.SplitTrain, "V1v"); err == nil || !strings.Contains(err.Error(), "part: images only: join it") {
 				t.Errorf("LoadROI on an images part: %v", err)
 			}
 		})
@@ -197,10 +199,10 @@ func TestJoinRefusesMismatchedParts(t *testing.T) {
 		}
 		return d
 	}
-	images := art("nsd_images", run(map[string]any{"part": PartImages}), map[string]string{"subject": "subj01"})
-	v1 := art("nsd_resp", run(map[string]any{"part": PartResponses, "roi": "V1v"}), map[string]string{"subject": "subj01", "roi": "V1v"})
-	seed8 := art("nsd_resp8", run(map[string]any{"part": PartResponses, "roi": "PPA", "seed": int64(8)}), map[string]string{"subject": "subj01", "roi": "PPA"})
-	val := art("nsd_val", run(map[string]any{"part": PartResponses, "roi": "PPA", "val_fraction": 0.2}), map[string]string{"subject": "subj01", "roi": "PPA"})
+	images := art("nsd_images", run(map[string]any{"part": artifact.PartImages}), map[string]string{"subject": "subj01"})
+	v1 := art("nsd_resp", run(map[string]any{"part": artifact.PartResponses, "roi": "V1v"}), map[string]string{"subject": "subj01", "roi": "V1v"})
+	seed8 := art("nsd_resp8", run(map[string]any{"part": artifact.PartResponses, "roi": "PPA", "seed": int64(8)}), map[string]string{"subject": "subj01", "roi": "PPA"})
+	val := art("nsd_val", run(map[string]any{"part": artifact.PartResponses, "roi": "PPA", "val_fraction": 0.2}), map[string]string{"subject": "subj01", "roi": "PPA"})
 	full := art("nsd", run(map[string]any{"rois": []any{"V1v"}}), nil)
 	for _, tc := range []struct {
 		name   string
@@ -215,7 +217,7 @@ func TestJoinRefusesMismatchedParts(t *testing.T) {
 		{"no responses", []stages.Artifact{images}, nil, []string{"no responses part"}},
 		{"duplicate ROI", []stages.Artifact{images, v1, v1}, nil, []string{"ROI V1v of subject subj01 is in both"}},
 		{"full artifact", []stages.Artifact{images, full}, nil, []string{"input parts nsd: a full data artifact, expected a part"}},
-		{"part and parts", []stages.Artifact{images, v1}, map[string]any{"part": PartImages}, []string{"param part: images with input parts"}},
+		{"part and parts", []stages.Artifact{images, v1}, map[string]any{"part": artifact.PartImages}, []string{"param part: images with input parts"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := runStageWith(t, tc.params, map[string][]stages.Artifact{PartsPort: tc.parts})
@@ -229,7 +231,7 @@ func TestJoinRefusesMismatchedParts(t *testing.T) {
 			}
 		})
 	}
-	if _, err := runStage(t, map[string]any{"source": SourceSyntheticCategories, "n_images": int64(40), "image_size": int64(8), "part": PartImages}); err == nil || !strings.Contains(err.Error(), "applies to NSD-like sources") {
+	if _, err := runStage(t, map[string]any{"source": SourceSyntheticCategories, "n_images": int64(40), "image_size": int64(8), "part": artifact.PartImages}); err == nil || !strings.Contains(err.Error(), "applies to NSD-like sources") {
 		t.Errorf("part images of a classification set: %v", err)
 	}
 }
@@ -251,7 +253,7 @@ func TestAlgonautsMaxImages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := ReadSubjectManifest(filepath.Join(d, "subj01"))
+	m, err := artifact.ReadSubjectManifest(filepath.Join(d, "subj01"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,9 +262,9 @@ func TestAlgonautsMaxImages(t *testing.T) {
 		first[synthNSDID(i)] = true
 	}
 	n := 0
-	for _, s := range Splits() {
+	for _, s := range artifact.Splits() {
 		n += m.Splits[s]
-		a, err := LoadROI(d, "subj01", s, "V1v")
+		a, err := artifact.LoadROI(d, "subj01", s, "V1v")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -291,7 +293,7 @@ func TestAlgonautsMaxImages(t *testing.T) {
 
 // TestInspectPart checks that `voxflow data inspect` names a part.
 func TestInspectPart(t *testing.T) {
-	d, err := runStage(t, map[string]any{"source": SourceSynthetic, "n_images": int64(30), "voxels_per_roi": int64(4), "image_size": int64(8), "subject": "subj01", "part": PartResponses, "roi": "PPA"})
+	d, err := runStage(t, map[string]any{"source": SourceSynthetic, "n_images": int64(30), "voxels_per_roi": int64(4), "image_size": int64(8), "subject": "subj01", "part": artifact.PartResponses, "roi": "PPA"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +305,7 @@ func TestInspectPart(t *testing.T) {
 	if err := s.WriteText(&b); err != nil {
 		t.Fatal(err)
 	}
-	if s.Part != PartResponses || len(s.Subjects) != 1 || len(s.Subjects[0].ROIs) != 1 || !strings.Contains(b.String(), "part: responses") {
+	if s.Part != artifact.PartResponses || len(s.Subjects) != 1 || len(s.Subjects[0].ROIs) != 1 || !strings.Contains(b.String(), "part: responses") {
 		t.Errorf("inspect of a responses part:\n%s", b.String())
 	}
 }

@@ -34,6 +34,9 @@ import (
 	"path/filepath"
 	"runtime"
 
+	"github.com/voxflow/voxflow/internal/jsonfile"
+	"github.com/voxflow/voxflow/stages/artifact"
+
 	"github.com/voxflow/voxflow/stages"
 )
 
@@ -57,8 +60,6 @@ type stage struct{}
 // New returns the `data` stage kind.
 func New() stages.Stage { return stage{} }
 
-func fp(v float64) *float64 { return &v }
-
 // Describe declares the kind's params and its one output.
 func (stage) Describe() stages.Description {
 	return stages.Description{
@@ -80,34 +81,34 @@ func (stage) Describe() stages.Description {
 				Doc: "ROI names to extract; empty: every ROI with vertices"},
 			{Name: "roi", Type: stages.TypeString, Default: "",
 				Doc: "a single ROI (bound by foreach); overrides rois"},
-			{Name: "part", Type: stages.TypeString, Default: PartAll, Enum: []string{PartAll, PartImages, PartResponses},
+			{Name: "part", Type: stages.TypeString, Default: artifact.PartAll, Enum: []string{artifact.PartAll, artifact.PartImages, artifact.PartResponses},
 				Doc: "NSD-like sources: all (images and responses, the layout later stages read), images (the subjects' images per split, no responses: independent of the ROI list) or responses (the ROIs' responses and noise ceilings, no images); a data stage with input parts joins them into the full layout"},
-			{Name: "image_size", Type: stages.TypeInt, Default: int64(0), Min: fp(0), Max: fp(2048),
+			{Name: "image_size", Type: stages.TypeInt, Default: int64(0), Min: stages.Bound(0), Max: stages.Bound(2048),
 				Doc: "output image side; 0: source default (224 algonauts and imagefolder, 64 synthetic, synthetic-categories and idx)"},
 			{Name: "resample", Type: stages.TypeString, Default: ResampleArea, Enum: []string{ResampleArea, ResampleBilinear},
 				Doc: "resampling when resizing images: area (coverage-weighted box filter) or bilinear; with resize: shorter-side, Pillow's antialiased BOX or BILINEAR (bilinear = torchvision's Resize default)"},
 			{Name: "resize", Type: stages.TypeString, Default: ResizeSquash, Enum: []string{ResizeSquash, ResizeShorterSide},
 				Doc: "squash: scale the whole image to image_size (aspect ratio not kept; NSD images are square); shorter-side: torchvision's eval transform, shorter side to resize_to then a centre crop of image_size (Resize(256) + CenterCrop(224) with resample: bilinear)"},
-			{Name: "resize_to", Type: stages.TypeInt, Default: int64(0), Min: fp(0), Max: fp(8192),
+			{Name: "resize_to", Type: stages.TypeInt, Default: int64(0), Min: stages.Bound(0), Max: stages.Bound(8192),
 				Doc: "resize: shorter-side: the shorter side's length before the crop; 0: image_size*256/224 (256 for 224)"},
 			{Name: "crop", Type: stages.TypeString, Default: CropCenter, Enum: []string{CropCenter},
 				Doc: "resize: shorter-side: where the image_size crop is taken (center, as torchvision's CenterCrop)"},
-			{Name: "val_fraction", Type: stages.TypeFloat, Default: 0.1, Min: fp(0), Max: fp(0.9),
+			{Name: "val_fraction", Type: stages.TypeFloat, Default: 0.1, Min: stages.Bound(0), Max: stages.Bound(0.9),
 				Doc: "fraction of training images held out as the validation split (early stopping, alpha choice)"},
-			{Name: "test_fraction", Type: stages.TypeFloat, Default: 0.1, Min: fp(0), Max: fp(0.9),
+			{Name: "test_fraction", Type: stages.TypeFloat, Default: 0.1, Min: stages.Bound(0), Max: stages.Bound(0.9),
 				Doc: "seeded hold-out used as the test split when the source has no test split with responses/labels"},
 			{Name: "seed", Type: stages.TypeInt, Default: int64(0), Doc: "seed for splits and synthetic data"},
 			{Name: "nonfinite", Type: stages.TypeString, Default: NonFiniteError, Enum: []string{NonFiniteError, NonFiniteDrop},
 				Doc: "what to do with NaN/Inf responses: fail, or drop the affected voxels"},
-			{Name: "n_images", Type: stages.TypeInt, Default: int64(2000), Min: fp(3), Max: fp(1e6),
+			{Name: "n_images", Type: stages.TypeInt, Default: int64(2000), Min: stages.Bound(3), Max: stages.Bound(1e6),
 				Doc: "synthetic: images with fMRI per subject; synthetic-categories: images in all"},
-			{Name: "n_subjects", Type: stages.TypeInt, Default: int64(2), Min: fp(1), Max: fp(99),
+			{Name: "n_subjects", Type: stages.TypeInt, Default: int64(2), Min: stages.Bound(1), Max: stages.Bound(99),
 				Doc: "synthetic: number of subjects when subjects is empty"},
-			{Name: "voxels_per_roi", Type: stages.TypeInt, Default: int64(40), Min: fp(2), Max: fp(100000),
+			{Name: "voxels_per_roi", Type: stages.TypeInt, Default: int64(40), Min: stages.Bound(2), Max: stages.Bound(100000),
 				Doc: "synthetic: mean voxels per ROI (both hemispheres)"},
-			{Name: "reps", Type: stages.TypeInt, Default: int64(3), Min: fp(1), Max: fp(20),
+			{Name: "reps", Type: stages.TypeInt, Default: int64(3), Min: stages.Bound(1), Max: stages.Bound(20),
 				Doc: "synthetic: repeated trials averaged per image (noise ceilings need at least 2)"},
-			{Name: "n_classes", Type: stages.TypeInt, Default: int64(10), Min: fp(2), Max: fp(float64(len(shapeClasses()))),
+			{Name: "n_classes", Type: stages.TypeInt, Default: int64(10), Min: stages.Bound(2), Max: stages.Bound(float64(len(shapeClasses()))),
 				Doc: "synthetic-categories: number of shape classes"},
 			{Name: "classes", Type: stages.TypeStrings, Default: []any{},
 				Doc: "idx: class names by label; empty: Fashion-MNIST names when root mentions fashion, else the label numbers"},
@@ -115,7 +116,7 @@ func (stage) Describe() stages.Description {
 				Doc: "algonauts: where each subject's per-vertex noise ceilings are, a path pattern inside root with placeholders {root} (the root param), {subject} (subj01) and {hemi} (lh, rh): one 1-D .npy per subject and hemisphere, a value per vertex of the challenge space (as the fMRI columns) or of all fsaverage vertices (NSD's surface; mapped with the release's roi_masks/{hemi}.all-vertices_fsaverage_space.npy), NaN where unknown; e.g. {root}/{subject}/nc/{hemi}.npy (link files kept elsewhere into root: root's content is part of the cache key); the files must exist. Empty: voxflow's own layout " + DefaultNoiseCeiling + " in fractions (what voxflow data synth writes), used where present"},
 			{Name: "noise_ceiling_unit", Type: stages.TypeString, Default: UnitFraction, Enum: []string{UnitFraction, UnitPercent},
 				Doc: "algonauts: the unit of the noise_ceiling files: percent (0..100, of the trial-averaged response's variance that is signal, as NSD publishes) or fraction (0..1); values that contradict it are an error (a fraction above 1 looks like percent, a percent never above 1 like a fraction); the artifact holds fractions and its subject manifest records the source and unit"},
-			{Name: "max_images", Type: stages.TypeInt, Default: int64(0), Min: fp(0),
+			{Name: "max_images", Type: stages.TypeInt, Default: int64(0), Min: stages.Bound(0),
 				Doc: "idx: use at most this many images of each file; imagefolder: of each class; algonauts: the first this many images of each subject's training (and test) split, for a rehearsal on a subset (0: all)"},
 		},
 		Inputs: []stages.PortSpec{{Name: PartsPort, Many: true, Optional: true,
@@ -133,22 +134,22 @@ func (s stage) Run(ctx context.Context, req *stages.Request) error {
 	}
 	part := p.String("part")
 	if parts := req.Inputs[PartsPort]; len(parts) > 0 {
-		if part != PartAll {
-			return fmt.Errorf("param part: %s with input %s: a join writes the full layout, expected part: %s (or no parts input)", part, PartsPort, PartAll)
+		if part != artifact.PartAll {
+			return fmt.Errorf("param part: %s with input %s: a join writes the full layout, expected part: %s (or no parts input)", part, PartsPort, artifact.PartAll)
 		}
 		metrics, err := JoinParts(ctx, parts, out)
 		if err != nil {
 			return err
 		}
-		return writeJSON(filepath.Join(req.OutDir, "metrics.json"), metrics)
+		return jsonfile.Write(filepath.Join(req.OutDir, "metrics.json"), metrics)
 	}
 	workers := req.Resources.CPUs
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	source := p.String("source")
-	if part != PartAll && source != SourceAlgonauts && source != SourceSynthetic {
-		return fmt.Errorf("param part: %s applies to NSD-like sources (%s, %s), not source %s; expected part: %s", part, SourceAlgonauts, SourceSynthetic, source, PartAll)
+	if part != artifact.PartAll && source != SourceAlgonauts && source != SourceSynthetic {
+		return fmt.Errorf("param part: %s applies to NSD-like sources (%s, %s), not source %s; expected part: %s", part, SourceAlgonauts, SourceSynthetic, source, artifact.PartAll)
 	}
 	size := p.Int("image_size")
 	if size == 0 {
@@ -219,12 +220,12 @@ func (s stage) Run(ctx context.Context, req *stages.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(filepath.Join(req.OutDir, "metrics.json"), metrics)
+	return jsonfile.Write(filepath.Join(req.OutDir, "metrics.json"), metrics)
 }
 
 // manifest is the top-level manifest of an NSD-like artifact or part.
-func (o Options) manifest(source string, subjects []string) Manifest {
-	m := Manifest{Kind: KindNSD, Source: source, Subjects: subjects, ImageSize: o.ImageSize, Preprocess: o.preprocess()}
+func (o Options) manifest(source string, subjects []string) artifact.Manifest {
+	m := artifact.Manifest{Kind: artifact.KindNSD, Source: source, Subjects: subjects, ImageSize: o.ImageSize, Preprocess: o.preprocess()}
 	if o.isPart() {
 		m.Part = o.Part
 	}
@@ -235,7 +236,7 @@ func (o Options) manifest(source string, subjects []string) Manifest {
 }
 
 // nsdMetrics summarises the subjects written.
-func nsdMetrics(ms []*SubjectManifest) map[string]any {
+func nsdMetrics(ms []*artifact.SubjectManifest) map[string]any {
 	images := map[string]any{}
 	voxels, rois := 0, 0
 	for _, m := range ms {
@@ -272,7 +273,7 @@ func BuildAlgonauts(ctx context.Context, root string, subjects []string, opt Opt
 	if err != nil {
 		return nil, err
 	}
-	var ms []*SubjectManifest
+	var ms []*artifact.SubjectManifest
 	for _, name := range subjects {
 		s, err := openAlgonauts(root, name, opt.resizer(), opt.MaxImages)
 		if err != nil {
@@ -294,7 +295,7 @@ func BuildAlgonauts(ctx context.Context, root string, subjects []string, opt Opt
 		}
 		ms = append(ms, m)
 	}
-	if err := writeJSON(filepath.Join(out, "manifest.json"), opt.manifest(SourceAlgonauts+":"+root, subjects)); err != nil {
+	if err := jsonfile.Write(filepath.Join(out, "manifest.json"), opt.manifest(SourceAlgonauts+":"+root, subjects)); err != nil {
 		return nil, err
 	}
 	return nsdMetrics(ms), nil
@@ -309,7 +310,7 @@ func BuildSynthetic(ctx context.Context, cfg SynthConfig, subjects []string, opt
 	if err != nil {
 		return nil, err
 	}
-	var ms []*SubjectManifest
+	var ms []*artifact.SubjectManifest
 	for _, name := range subjects {
 		var sub *synthSubject
 		if opt.wantResponses() {
@@ -324,12 +325,12 @@ func BuildSynthetic(ctx context.Context, cfg SynthConfig, subjects []string, opt
 		ms = append(ms, m)
 	}
 	src := fmt.Sprintf("synthetic:seed=%d,n_images=%d,voxels_per_roi=%d,reps=%d", cfg.Seed, cfg.NImages, cfg.VoxelsPerROI, cfg.Reps)
-	if opt.Part == PartImages {
+	if opt.Part == artifact.PartImages {
 		// The images depend on these two only; a join takes its source
 		// from the responses parts.
 		src = fmt.Sprintf("synthetic:seed=%d,n_images=%d", cfg.Seed, cfg.NImages)
 	}
-	if err := writeJSON(filepath.Join(out, "manifest.json"), opt.manifest(src, subjects)); err != nil {
+	if err := jsonfile.Write(filepath.Join(out, "manifest.json"), opt.manifest(src, subjects)); err != nil {
 		return nil, err
 	}
 	return nsdMetrics(ms), nil

@@ -14,8 +14,11 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/voxflow/voxflow/internal/jsonfile"
+	"github.com/voxflow/voxflow/stages/artifact"
+
+	"github.com/voxflow/voxflow/internal/npy"
 	"github.com/voxflow/voxflow/stages"
-	"github.com/voxflow/voxflow/stages/npy"
 	"github.com/zeebo/blake3"
 )
 
@@ -123,9 +126,9 @@ func (o Options) withDefaults() Options {
 }
 
 // preprocess records these options in a manifest.
-func (o Options) preprocess() *Preprocess {
+func (o Options) preprocess() *artifact.Preprocess {
 	rz := o.resizer()
-	p := &Preprocess{Resize: ResizeSquash, Resample: o.Resample, Normalize: Normalization,
+	p := &artifact.Preprocess{Resize: ResizeSquash, Resample: o.Resample, Normalize: artifact.Normalization,
 		Decoder: "JPEG: libjpeg-turbo (as PIL); PNG: Go image/png"}
 	if rz.Mode == ResizeShorterSide {
 		p.Resize, p.ResizeTo, p.Crop = ResizeShorterSide, rz.resizeTo(), CropCenter
@@ -142,7 +145,7 @@ var hemiNames = [2]string{"lh", "rh"}
 
 // roiSel is one selected ROI: its vertex indices per hemisphere.
 type roiSel struct {
-	info  ROIInfo
+	info  artifact.ROIInfo
 	verts [2][]int
 }
 
@@ -157,7 +160,7 @@ func selectROIs(in *subjectInput, want []string) ([]roiSel, error) {
 		if !ok {
 			return roiSel{}, fmt.Errorf("subject %s: ROI %s needs mask family %s: %s and %s not found", in.Subject, name, fam, in.MaskName(fam, 0), in.MaskName(fam, 1))
 		}
-		s := roiSel{info: ROIInfo{Name: name, Family: fam, Group: ROIGroup(name)}}
+		s := roiSel{info: artifact.ROIInfo{Name: name, Family: fam, Group: ROIGroup(name)}}
 		for h := range 2 {
 			for v, l := range masks[h] {
 				if int(l) == label {
@@ -208,15 +211,15 @@ func assignSplits(nTrain int, haveTest bool, nTest int, valFrac, testFrac float6
 	out := map[string][]int{}
 	rest := perm
 	if haveTest {
-		out[SplitTest] = seq(nTest)
+		out[artifact.SplitTest] = seq(nTest)
 	} else {
 		k := int(math.Round(testFrac * float64(nTrain)))
-		out[SplitTest] = slices.Sorted(slices.Values(perm[:k]))
+		out[artifact.SplitTest] = slices.Sorted(slices.Values(perm[:k]))
 		rest = perm[k:]
 	}
 	k := int(math.Round(valFrac * float64(len(rest))))
-	out[SplitVal] = slices.Sorted(slices.Values(rest[:k]))
-	out[SplitTrain] = slices.Sorted(slices.Values(rest[k:]))
+	out[artifact.SplitVal] = slices.Sorted(slices.Values(rest[:k]))
+	out[artifact.SplitTrain] = slices.Sorted(slices.Values(rest[k:]))
 	return out
 }
 
@@ -229,17 +232,19 @@ func seq(n int) []int {
 }
 
 // wantImages and wantResponses say what opt.Part writes.
-func (o Options) wantImages() bool    { return o.Part != PartResponses }
-func (o Options) wantResponses() bool { return o.Part != PartImages }
+func (o Options) wantImages() bool    { return o.Part != artifact.PartResponses }
+func (o Options) wantResponses() bool { return o.Part != artifact.PartImages }
 
 // isPart says whether opt.Part makes a part artifact.
-func (o Options) isPart() bool { return o.Part == PartImages || o.Part == PartResponses }
+func (o Options) isPart() bool {
+	return o.Part == artifact.PartImages || o.Part == artifact.PartResponses
+}
 
 // buildSubject writes one subject of an NSD-like data artifact into dir:
 // images and responses, or only one of them for a part (opt.Part). Both
 // parts assign rows to splits with the same assignSplits call, so a join
 // of an images part and a responses part equals the full artifact.
-func buildSubject(ctx context.Context, in *subjectInput, opt Options, dir string) (*SubjectManifest, error) {
+func buildSubject(ctx context.Context, in *subjectInput, opt Options, dir string) (*artifact.SubjectManifest, error) {
 	var rois []roiSel
 	if opt.wantResponses() {
 		if err := checkFMRI(in); err != nil {
@@ -255,7 +260,7 @@ func buildSubject(ctx context.Context, in *subjectInput, opt Options, dir string
 		nTest = in.Test.N
 	}
 	splits := assignSplits(in.Train.N, in.Test != nil, nTest, opt.ValFraction, opt.TestFraction, opt.Seed)
-	for _, s := range Splits() {
+	for _, s := range artifact.Splits() {
 		if len(splits[s]) == 0 {
 			return nil, fmt.Errorf("subject %s: split %s is empty (%d training images, val_fraction %g, test_fraction %g): expected at least one image per split",
 				in.Subject, s, in.Train.N, opt.ValFraction, opt.TestFraction)
@@ -263,14 +268,14 @@ func buildSubject(ctx context.Context, in *subjectInput, opt Options, dir string
 	}
 	// where[i] = (split, row) of training source image i.
 	where := make([]slot, in.Train.N)
-	for _, s := range []string{SplitTrain, SplitVal} {
+	for _, s := range []string{artifact.SplitTrain, artifact.SplitVal} {
 		for r, i := range splits[s] {
 			where[i] = slot{s, r}
 		}
 	}
 	if in.Test == nil {
-		for r, i := range splits[SplitTest] {
-			where[i] = slot{SplitTest, r}
+		for r, i := range splits[artifact.SplitTest] {
+			where[i] = slot{artifact.SplitTest, r}
 		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -293,7 +298,7 @@ func buildSubject(ctx context.Context, in *subjectInput, opt Options, dir string
 			return nil, err
 		}
 	}
-	m := &SubjectManifest{
+	m := &artifact.SubjectManifest{
 		Subject:   in.Subject,
 		NSDIDs:    map[string][]int{},
 		Splits:    map[string]int{},
@@ -319,10 +324,10 @@ func buildSubject(ctx context.Context, in *subjectInput, opt Options, dir string
 	for _, r := range rois {
 		m.ROIs = append(m.ROIs, r.info)
 	}
-	for _, s := range Splits() {
+	for _, s := range artifact.Splits() {
 		m.Splits[s] = len(splits[s])
 		ids := in.Train.NSDIDs
-		if s == SplitTest && in.Test != nil {
+		if s == artifact.SplitTest && in.Test != nil {
 			ids = in.Test.NSDIDs
 		}
 		m.NSDIDs[s] = make([]int, len(splits[s]))
@@ -338,7 +343,7 @@ func buildSubject(ctx context.Context, in *subjectInput, opt Options, dir string
 			return nil, err
 		}
 	}
-	if err := writeJSON(filepath.Join(dir, "manifest.json"), m); err != nil {
+	if err := jsonfile.Write(filepath.Join(dir, "manifest.json"), m); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -351,14 +356,14 @@ type slot struct {
 }
 
 // splitInfo records the split assignment of a part artifact.
-func splitInfo(in *subjectInput, opt Options, splits map[string][]int) *SplitInfo {
-	si := &SplitInfo{Seed: opt.Seed, ValFraction: opt.ValFraction, TestFraction: opt.TestFraction, Images: in.Train.N, Rows: map[string]string{}}
+func splitInfo(in *subjectInput, opt Options, splits map[string][]int) *artifact.SplitInfo {
+	si := &artifact.SplitInfo{Seed: opt.Seed, ValFraction: opt.ValFraction, TestFraction: opt.TestFraction, Images: in.Train.N, Rows: map[string]string{}}
 	if in.Test != nil {
 		si.Images += in.Test.N
 	}
-	for _, s := range Splits() {
+	for _, s := range artifact.Splits() {
 		set := &in.Train
-		if s == SplitTest && in.Test != nil {
+		if s == artifact.SplitTest && in.Test != nil {
 			set = in.Test
 		}
 		h := blake3.New()
@@ -405,7 +410,7 @@ func writeResponses(ctx context.Context, in *subjectInput, opt Options, dir stri
 	resp := make([]map[string][]float32, len(rois))
 	for k, r := range rois {
 		resp[k] = map[string][]float32{}
-		for _, s := range Splits() {
+		for _, s := range artifact.Splits() {
 			resp[k][s] = make([]float32, len(splits[s])*r.info.Voxels())
 		}
 	}
@@ -460,7 +465,7 @@ func writeResponses(ctx context.Context, in *subjectInput, opt Options, dir stri
 		return err
 	}
 	if in.Test != nil {
-		if err := scan(in.Test, func(i int) slot { return slot{SplitTest, i} }); err != nil {
+		if err := scan(in.Test, func(i int) slot { return slot{artifact.SplitTest, i} }); err != nil {
 			return err
 		}
 	}
@@ -504,13 +509,13 @@ func writeResponses(ctx context.Context, in *subjectInput, opt Options, dir stri
 			r.info.Dropped = dropped
 			r.info.VoxelsLH, r.info.VoxelsRH = lhKept, len(keep)-lhKept
 			v0 := len(bad[k])
-			for _, s := range Splits() {
+			for _, s := range artifact.Splits() {
 				resp[k][s] = selectCols(resp[k][s], v0, keep)
 			}
 		}
 		v := len(keep)
 		zscore(resp[k], v)
-		for _, s := range Splits() {
+		for _, s := range artifact.Splits() {
 			d := filepath.Join(dir, s, "roi")
 			if err := os.MkdirAll(d, 0o755); err != nil {
 				return fmt.Errorf("create %s: %w", d, err)
@@ -568,7 +573,7 @@ func selectCols(a []float32, v0 int, keep []int) []float32 {
 // standard deviation of the train split, so no test information leaks into
 // the scaling. Constant voxels become zero.
 func zscore(splits map[string][]float32, v int) {
-	train := splits[SplitTrain]
+	train := splits[artifact.SplitTrain]
 	n := len(train) / v
 	mean := make([]float64, v)
 	m2 := make([]float64, v)
@@ -616,7 +621,7 @@ func writeSubjectImages(ctx context.Context, in *subjectInput, opt Options, dir 
 			w.Abort()
 		}
 	}()
-	for _, s := range Splits() {
+	for _, s := range artifact.Splits() {
 		d := filepath.Join(dir, s)
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("create %s: %w", d, err)
@@ -651,13 +656,13 @@ func writeSubjectImages(ctx context.Context, in *subjectInput, opt Options, dir 
 	if in.Test != nil {
 		err := produceOrdered(ctx, in.Test.N, opt.Workers, rowLen, in.Test.Image, func(i int, buf []uint8) error {
 			report()
-			return writers[SplitTest].Write(buf)
+			return writers[artifact.SplitTest].Write(buf)
 		})
 		if err != nil {
 			return err
 		}
 	}
-	for _, s := range Splits() {
+	for _, s := range artifact.Splits() {
 		w := writers[s]
 		delete(writers, s)
 		if err := w.Close(); err != nil {
@@ -673,9 +678,9 @@ func writeSubjectImages(ctx context.Context, in *subjectInput, opt Options, dir 
 		files[s] = append(files[s], f)
 	}
 	if in.Test != nil {
-		files[SplitTest] = in.Test.Files
+		files[artifact.SplitTest] = in.Test.Files
 	}
-	for _, s := range Splits() {
+	for _, s := range artifact.Splits() {
 		if err := writeLines(filepath.Join(dir, s, FilesName), files[s]); err != nil {
 			return err
 		}

@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/voxflow/voxflow/stages/npy"
+	"github.com/voxflow/voxflow/stages/artifact"
+
+	"github.com/voxflow/voxflow/internal/npy"
 )
 
 func TestSyntheticDeterministic(t *testing.T) {
@@ -47,22 +49,22 @@ func TestSyntheticStatistics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := ReadSubjectManifest(filepath.Join(dir, "subj01"))
+	m, err := artifact.ReadSubjectManifest(filepath.Join(dir, "subj01"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(m.ROIs) != len(ROINames()) || m.Splits[SplitTest] != 300 || m.Splits[SplitVal] != 120 || m.Splits[SplitTrain] != 1080 {
+	if len(m.ROIs) != len(ROINames()) || m.Splits[artifact.SplitTest] != 300 || m.Splits[artifact.SplitVal] != 120 || m.Splits[artifact.SplitTrain] != 1080 {
 		t.Fatalf("manifest: %d ROIs, splits %v", len(m.ROIs), m.Splits)
 	}
 
 	// Noise ceilings: estimated vs planted, over all voxels of all ROIs.
 	var est, truth []float64
 	for _, r := range m.ROIs {
-		e, err := LoadNoiseCeiling(dir, "subj01", r.Name)
+		e, err := artifact.LoadNoiseCeiling(dir, "subj01", r.Name)
 		if err != nil || len(e) != r.Voxels() {
 			t.Fatalf("noise ceiling %s: %d values for %d voxels, %v", r.Name, len(e), r.Voxels(), err)
 		}
-		tr, err := npy.ReadFileExact[float32](TrueNoiseCeilingPath(dir, "subj01", r.Name))
+		tr, err := npy.ReadFileExact[float32](artifact.TrueNoiseCeilingPath(dir, "subj01", r.Name))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -98,7 +100,7 @@ func TestSyntheticStatistics(t *testing.T) {
 		t.Fatal(err)
 	}
 	selectivity := func(roi string, cat int) float64 {
-		a, err := LoadROI(dir, "subj01", SplitTest, roi)
+		a, err := artifact.LoadROI(dir, "subj01", artifact.SplitTest, roi)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -135,7 +137,7 @@ func TestSyntheticStatistics(t *testing.T) {
 	// Within-category tuning: FFA-1 voxels' responses to faces vary with
 	// the face attribute (their tuning curves), which is what a tuned
 	// network can learn and a category detector cannot.
-	a, err := LoadROI(dir, "subj01", SplitTest, "FFA-1")
+	a, err := artifact.LoadROI(dir, "subj01", artifact.SplitTest, "FFA-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +169,7 @@ func TestSyntheticStatistics(t *testing.T) {
 	// Retinotopy: left-hemisphere V1v voxels see the upper right of the
 	// image, so their responses follow edge energy there, not in the
 	// lower left.
-	imgs, err := LoadImages(dir, "subj01", SplitTest)
+	imgs, err := artifact.LoadImages(dir, "subj01", artifact.SplitTest)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +195,7 @@ func TestSyntheticStatistics(t *testing.T) {
 	for i := range ur {
 		ur[i], ll[i] = quad(i, true, true), quad(i, false, false)
 	}
-	v1, err := LoadROI(dir, "subj01", SplitTest, "V1v")
+	v1, err := artifact.LoadROI(dir, "subj01", artifact.SplitTest, "V1v")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +215,7 @@ func TestSyntheticStatistics(t *testing.T) {
 	}
 
 	// Z-scoring used training statistics: train columns have mean 0, sd 1.
-	tr, err := LoadROI(dir, "subj01", SplitTrain, "V1v")
+	tr, err := artifact.LoadROI(dir, "subj01", artifact.SplitTrain, "V1v")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,10 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/voxflow/voxflow/stages/npy"
+	"github.com/voxflow/voxflow/internal/jsonfile"
+	"github.com/voxflow/voxflow/stages/artifact"
+
+	"github.com/voxflow/voxflow/internal/npy"
 )
 
 // SynthSubjectNames returns subj01 .. subjNN.
@@ -75,7 +78,7 @@ func writeTruth(dir string, si *synthImages, splits map[string][]int) error {
 	if err := os.MkdirAll(d, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", d, err)
 	}
-	for _, s := range Splits() {
+	for _, s := range artifact.Splits() {
 		cats := make([]int32, len(splits[s]))
 		attrs := make([]float32, len(splits[s]))
 		for j, i := range splits[s] {
@@ -89,7 +92,7 @@ func writeTruth(dir string, si *synthImages, splits map[string][]int) error {
 			return err
 		}
 	}
-	return writeJSON(filepath.Join(d, "categories.json"), SceneCategories())
+	return jsonfile.Write(filepath.Join(d, "categories.json"), SceneCategories())
 }
 
 // SynthAlgonautsOptions configures WriteSynthAlgonauts.

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/voxflow/voxflow/stages/artifact"
 )
 
 // TestShorterSideMatchesTorchvision compares resize: shorter-side with
@@ -113,7 +115,7 @@ for c in ("cat", "dog"):
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := ReadManifest(ds)
+	m, err := artifact.ReadManifest(ds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,20 +124,20 @@ for c in ("cat", "dog"):
 		t.Errorf("manifest preprocess = %+v, want shorter-side to 37, centre crop, ImageNet normalisation", m.Preprocess)
 	}
 	seen := map[string]bool{}
-	for _, s := range Splits() {
+	for _, s := range artifact.Splits() {
 		b, err := os.ReadFile(filepath.Join(ds, s, FilesName))
 		if err != nil {
 			t.Fatal(err)
 		}
 		lines := strings.Fields(string(b))
-		imgs, err := LoadImages(ds, "", s)
+		imgs, err := artifact.LoadImages(ds, "", s)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(lines) != imgs.Shape[0] {
 			t.Errorf("split %s: %d lines in %s for %d images", s, len(lines), FilesName, imgs.Shape[0])
 		}
-		if s == SplitVal && imgs.Shape[0] != 0 {
+		if s == artifact.SplitVal && imgs.Shape[0] != 0 {
 			t.Errorf("val_fraction 0: val split has %d images, want 0", imgs.Shape[0])
 		}
 		for _, l := range lines {

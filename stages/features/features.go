@@ -15,34 +15,23 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/voxflow/voxflow/internal/jsonfile"
+	"github.com/voxflow/voxflow/stages/training"
+
+	"github.com/voxflow/voxflow/stages/artifact"
+
+	"github.com/voxflow/voxflow/internal/network"
+	"github.com/voxflow/voxflow/internal/npy"
 	"github.com/voxflow/voxflow/stages"
-	"github.com/voxflow/voxflow/stages/data"
-	"github.com/voxflow/voxflow/stages/network"
-	"github.com/voxflow/voxflow/stages/npy"
 )
 
 // Kind is the stage kind name.
 const Kind = "features"
 
-// Info is features.json.
-type Info struct {
-	NetStage  string            `json:"net_stage"`
-	NetLabels map[string]string `json:"net_labels,omitempty"`
-	Layer     string            `json:"layer"`
-	Dim       int               `json:"dim"`
-	Kind      string            `json:"kind"`
-	Subjects  []string          `json:"subjects,omitempty"`
-	Classes   []string          `json:"classes,omitempty"`
-	Arch      string            `json:"arch"`
-	ImageSize int               `json:"image_size"`
-}
-
 type stage struct{}
 
 // New returns the features stage kind.
 func New() stages.Stage { return stage{} }
-
-func f64p(v float64) *float64 { return &v }
 
 // Describe implements stages.Stage.
 func (stage) Describe() stages.Description {
@@ -52,7 +41,7 @@ func (stage) Describe() stages.Description {
 		Params: []stages.ParamSpec{
 			{Name: "subject", Type: stages.TypeString, Default: "", Doc: "NSD subject (\"\" = all subjects)"},
 			{Name: "layer", Type: stages.TypeString, Default: "output", Enum: network.Layers(), Doc: "layer to read (torchvision module names; output = classifier.6)"},
-			{Name: "batch_size", Type: stages.TypeInt, Default: int64(64), Min: f64p(1), Doc: "images per forward pass"},
+			{Name: "batch_size", Type: stages.TypeInt, Default: int64(64), Min: stages.Bound(1), Doc: "images per forward pass"},
 			{Name: "backend", Type: stages.TypeString, Default: network.BackendGo, Enum: []string{network.BackendGo, network.BackendXLA}, Doc: "compute backend"},
 		},
 		Inputs: []stages.PortSpec{
@@ -71,11 +60,11 @@ func (stage) Run(ctx context.Context, req *stages.Request) error {
 		return fmt.Errorf("%s: want one data and one net artifact, have %d and %d", Kind, len(req.Inputs["data"]), len(req.Inputs["net"]))
 	}
 	dataset, netArt := req.Inputs["data"][0].Path, req.Inputs["net"][0]
-	cfg, w, err := network.LoadNet(netArt.Path)
+	cfg, w, err := artifact.LoadNet(netArt.Path)
 	if err != nil {
 		return fmt.Errorf("input net: %w", err)
 	}
-	m, err := data.ReadManifest(dataset)
+	m, err := artifact.ReadManifest(dataset)
 	if err != nil {
 		return fmt.Errorf("input data: %w", err)
 	}
@@ -90,47 +79,47 @@ func (stage) Run(ctx context.Context, req *stages.Request) error {
 	}
 	defer pr.Close()
 	out := filepath.Join(req.OutDir, "features")
-	info := Info{NetStage: netArt.Stage, NetLabels: netArt.Labels, Layer: p.String("layer"), Kind: m.Kind,
+	info := artifact.Features{NetStage: netArt.Stage, NetLabels: netArt.Labels, Layer: p.String("layer"), Kind: m.Kind,
 		Arch: cfg.Arch, ImageSize: cfg.ImageSize}
 	e := &extractor{pr: pr, size: cfg.ImageSize, batch: p.Int("batch_size"), progress: req.Progress}
 	switch m.Kind {
-	case data.KindNSD:
+	case artifact.KindNSD:
 		subjects := m.Subjects
 		if s := p.String("subject"); s != "" {
-			if _, err := network.ResolveSubject(dataset, s); err != nil {
+			if _, err := training.ResolveSubject(dataset, s); err != nil {
 				return fmt.Errorf("param subject: %w", err)
 			}
 			subjects = []string{s}
 		}
 		info.Subjects = subjects
 		for _, s := range subjects {
-			for _, sp := range data.Splits() {
-				if err := e.run(ctx, data.ImagesPath(dataset, s, sp), filepath.Join(out, s, sp+".npy"), s+"/"+sp); err != nil {
+			for _, sp := range artifact.Splits() {
+				if err := e.run(ctx, artifact.ImagesPath(dataset, s, sp), artifact.FeaturesPath(out, s, sp), s+"/"+sp); err != nil {
 					return err
 				}
 			}
 		}
-	case data.KindClassification:
+	case artifact.KindClassification:
 		info.Classes = m.Classes
-		for _, sp := range data.Splits() {
-			if err := e.run(ctx, data.ImagesPath(dataset, "", sp), filepath.Join(out, sp+".npy"), sp); err != nil {
+		for _, sp := range artifact.Splits() {
+			if err := e.run(ctx, artifact.ImagesPath(dataset, "", sp), artifact.FeaturesPath(out, "", sp), sp); err != nil {
 				return err
 			}
-			lab, err := data.LoadLabels(dataset, sp)
+			lab, err := artifact.LoadLabels(dataset, sp)
 			if err != nil {
 				return fmt.Errorf("input data: %w", err)
 			}
-			if err := npy.WriteFile(filepath.Join(out, sp+"_labels.npy"), []int{len(lab)}, lab); err != nil {
+			if err := npy.WriteFile(artifact.FeatureLabelsPath(out, sp), []int{len(lab)}, lab); err != nil {
 				return err
 			}
 		}
-		if err := network.WriteJSON(filepath.Join(out, "classes.json"), m.Classes); err != nil {
+		if err := jsonfile.Write(filepath.Join(out, artifact.ClassesFile), m.Classes); err != nil {
 			return err
 		}
 	}
 	info.Dim = e.dim
 	fmt.Fprintf(req.Log, "%s: %s layer %s (%d-d) of net %q on %s data\n", req.Instance, cfg.Arch, info.Layer, info.Dim, info.NetStage, m.Kind)
-	return network.WriteJSON(filepath.Join(out, "features.json"), info)
+	return jsonfile.Write(filepath.Join(out, artifact.FeaturesFile), info)
 }
 
 // extractor streams one images.npy through the network into one

@@ -8,11 +8,12 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/voxflow/voxflow/stages/artifact"
+
+	"github.com/voxflow/voxflow/internal/network"
+	"github.com/voxflow/voxflow/internal/npy"
 	"github.com/voxflow/voxflow/stages"
-	"github.com/voxflow/voxflow/stages/data"
-	"github.com/voxflow/voxflow/stages/network"
-	"github.com/voxflow/voxflow/stages/network/nettest"
-	"github.com/voxflow/voxflow/stages/npy"
+	"github.com/voxflow/voxflow/stages/artifact/artifacttest"
 )
 
 func run(t *testing.T, dataDir, netDir string, over stages.Params) string {
@@ -41,11 +42,11 @@ func run(t *testing.T, dataDir, netDir string, over stages.Params) string {
 func TestNSDFeaturesMatchDirectForward(t *testing.T) {
 	root := t.TempDir()
 	dataDir, netDir := filepath.Join(root, "data"), filepath.Join(root, "net")
-	if err := nettest.WriteNSD(dataDir, 48, nettest.NSDSizes{Train: 12, Val: 3, Test: 7}, []string{"V1v"}, 4, 1); err != nil {
+	if err := artifacttest.WriteNSD(dataDir, 48, artifacttest.NSDSizes{Train: 12, Val: 3, Test: 7}, []string{"V1v"}, 4, 1); err != nil {
 		t.Fatal(err)
 	}
 	cfg := network.Mini(1000)
-	if err := nettest.WriteNet(netDir, cfg, 2); err != nil {
+	if err := artifacttest.WriteNet(netDir, cfg, 2); err != nil {
 		t.Fatal(err)
 	}
 	out := run(t, dataDir, netDir, stages.Params{"batch_size": int64(5)})
@@ -57,10 +58,10 @@ func TestNSDFeaturesMatchDirectForward(t *testing.T) {
 	if err := json.Unmarshal(b, &info); err != nil {
 		t.Fatal(err)
 	}
-	if info.Dim != 1000 || info.Kind != data.KindNSD || info.NetStage != "tune_cl" || info.NetLabels["roi"] != "V1v" || info.Layer != "output" {
+	if info.Dim != 1000 || info.Kind != artifact.KindNSD || info.NetStage != "tune_cl" || info.NetLabels["roi"] != "V1v" || info.Layer != "output" {
 		t.Errorf("features.json = %+v", info)
 	}
-	_, w, err := network.LoadNet(netDir)
+	_, w, err := artifact.LoadNet(netDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func TestNSDFeaturesMatchDirectForward(t *testing.T) {
 		if got.Shape[0] != n || got.Shape[1] != 1000 {
 			t.Fatalf("%s: shape %v", sp, got.Shape)
 		}
-		img, err := data.LoadImages(dataDir, "subj01", sp)
+		img, err := artifact.LoadImages(dataDir, "subj01", sp)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -101,10 +102,10 @@ func TestNSDFeaturesMatchDirectForward(t *testing.T) {
 func TestClassificationFeaturesNamedLayer(t *testing.T) {
 	root := t.TempDir()
 	dataDir, netDir := filepath.Join(root, "data"), filepath.Join(root, "net")
-	if err := nettest.WriteClassification(dataDir, 64, 3, nettest.NSDSizes{Train: 6, Val: 2, Test: 4}, 1); err != nil {
+	if err := artifacttest.WriteClassification(dataDir, 64, 3, artifacttest.NSDSizes{Train: 6, Val: 2, Test: 4}, 1); err != nil {
 		t.Fatal(err)
 	}
-	if err := nettest.WriteNet(netDir, network.Mini(10), 2); err != nil {
+	if err := artifacttest.WriteNet(netDir, network.Mini(10), 2); err != nil {
 		t.Fatal(err)
 	}
 	out := run(t, dataDir, netDir, stages.Params{"layer": "classifier.5"})

@@ -15,12 +15,16 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/voxflow/voxflow/internal/jsonfile"
+	"github.com/voxflow/voxflow/stages/training"
+
+	"github.com/voxflow/voxflow/stages/artifact"
+
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // graph code reads best unqualified
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 
+	"github.com/voxflow/voxflow/internal/network"
 	"github.com/voxflow/voxflow/stages"
-	"github.com/voxflow/voxflow/stages/data"
-	"github.com/voxflow/voxflow/stages/network"
 )
 
 // Kind is the stage kind name.
@@ -40,21 +44,19 @@ type stage struct{}
 // New returns the pretrain stage kind.
 func New() stages.Stage { return stage{} }
 
-func f64p(v float64) *float64 { return &v }
-
 // Describe implements stages.Stage.
 func (stage) Describe() stages.Description {
 	params := []stages.ParamSpec{
 		{Name: "arch", Type: stages.TypeString, Default: network.ArchMini, Enum: []string{network.ArchMini, network.ArchAlexNet}, Doc: "network architecture"},
-		{Name: "image_size", Type: stages.TypeInt, Default: int64(0), Min: f64p(0), Doc: "input size (0 = the arch's: 64 mini, 224 alexnet)"},
-		{Name: "num_classes", Type: stages.TypeInt, Default: int64(1000), Min: f64p(1), Doc: "output units (1000 as AlexNet, so downstream features are 1000-d); must cover the data's classes"},
+		{Name: "image_size", Type: stages.TypeInt, Default: int64(0), Min: stages.Bound(0), Doc: "input size (0 = the arch's: 64 mini, 224 alexnet)"},
+		{Name: "num_classes", Type: stages.TypeInt, Default: int64(1000), Min: stages.Bound(1), Doc: "output units (1000 as AlexNet, so downstream features are 1000-d); must cover the data's classes"},
 		{Name: "init", Type: stages.TypePath, NotPaths: []string{InitRandom}, Default: InitRandom, Doc: "\"random\" or the path of a safetensors weights file with torchvision names (relative to the spec's directory; its content is part of the key)"},
 		{Name: "loss_classes", Type: stages.TypeString, Default: LossDataClasses, Enum: []string{LossDataClasses, LossAllClasses},
 			Doc: "data: the softmax covers only the data's classes (the other outputs of the 1000-d layer keep their init and serve as extra random read-outs of the penultimate layer); all: every output, so training first spends its steps pushing the unused logits down"},
 		{Name: "init_scheme", Type: stages.TypeString, Default: network.InitKaiming, Enum: network.InitSchemes,
 			Doc: "random init: kaiming (He normal convs, normal(0, 0.01) linears, zero biases; trains from scratch without BatchNorm) or torch (torchvision AlexNet's default uniform init)"},
 	}
-	params = append(params, network.TrainParams(10, 64, 1e-3)...)
+	params = append(params, training.TrainParams(10, 64, 1e-3)...)
 	return stages.Description{
 		Kind: Kind, Version: "2",
 		Doc:    "train AlexNet/alexnet-mini by classification, or import a torchvision weights file",
@@ -85,7 +87,7 @@ func (stage) Run(ctx context.Context, req *stages.Request) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("params arch/image_size/num_classes: %w", err)
 	}
-	tc := network.TrainConfigFrom(p)
+	tc := training.TrainConfigFrom(p)
 	var w network.Weights
 	init := p.String("init")
 	if init == InitRandom {
@@ -98,34 +100,34 @@ func (stage) Run(ctx context.Context, req *stages.Request) error {
 		}
 	}
 	cfg.Extra = map[string]any{"init": init, "pretrained_by": Kind}
-	resolved := network.ResolvedParams(p)
+	resolved := training.ResolvedParams(p)
 	resolved["net"] = cfg
 	if tc.Epochs == 0 {
 		fmt.Fprintf(req.Log, "epochs 0: exporting %s as the network\n", init)
-		if err := network.SaveNet(filepath.Join(req.OutDir, "net"), cfg, w); err != nil {
+		if err := artifact.SaveNet(filepath.Join(req.OutDir, "net"), cfg, w); err != nil {
 			return err
 		}
-		return network.WriteJSON(filepath.Join(req.OutDir, "config.json"), resolved)
+		return jsonfile.Write(filepath.Join(req.OutDir, "config.json"), resolved)
 	}
 	if len(req.Inputs["data"]) != 1 {
 		return fmt.Errorf("%s: training (epochs %d) needs one classification data artifact on input data, have %d", Kind, tc.Epochs, len(req.Inputs["data"]))
 	}
 	dataset := req.Inputs["data"][0].Path
-	m, err := data.ReadManifest(dataset)
+	m, err := artifact.ReadManifest(dataset)
 	if err != nil {
 		return fmt.Errorf("input data: %w", err)
 	}
-	if m.Kind != data.KindClassification {
-		return fmt.Errorf("input data %s: kind %q, want %q", dataset, m.Kind, data.KindClassification)
+	if m.Kind != artifact.KindClassification {
+		return fmt.Errorf("input data %s: kind %q, want %q", dataset, m.Kind, artifact.KindClassification)
 	}
 	if len(m.Classes) > cfg.NumClasses {
 		return fmt.Errorf("param num_classes %d < %d classes in %s", cfg.NumClasses, len(m.Classes), dataset)
 	}
-	train, err := network.LoadClassSplit(dataset, data.SplitTrain, cfg.ImageSize)
+	train, err := training.LoadClassSplit(dataset, artifact.SplitTrain, cfg.ImageSize)
 	if err != nil {
 		return fmt.Errorf("input data: %w", err)
 	}
-	val, err := network.LoadClassSplit(dataset, data.SplitVal, cfg.ImageSize)
+	val, err := training.LoadClassSplit(dataset, artifact.SplitVal, cfg.ImageSize)
 	if err != nil {
 		return fmt.Errorf("input data: %w", err)
 	}
@@ -141,7 +143,7 @@ func (stage) Run(ctx context.Context, req *stages.Request) error {
 		lossK = len(m.Classes)
 	}
 	res, err := network.Fit(ctx, backend, Objective(cfg, train, val, p.Float("dropout"), lossK), w, train.N, val.N, tc,
-		network.ProgressReporter(req.Progress), req.Log)
+		training.ProgressReporter(req.Progress), req.Log)
 	if err != nil {
 		return fmt.Errorf("%s: %w", req.Instance, err)
 	}
@@ -152,7 +154,7 @@ func (stage) Run(ctx context.Context, req *stages.Request) error {
 	fmt.Fprintf(req.Log, "best epoch %d: val loss %.4f, val accuracy %.3f\n", res.BestEpoch, res.BestVal, acc)
 	cfg.Extra["source"] = m.Source
 	resolved["n_train"], resolved["n_val"], resolved["classes"] = train.N, val.N, m.Classes
-	return network.WriteRunOutputs(req.OutDir, network.RunOutputs{
+	return training.WriteRunOutputs(req.OutDir, training.RunOutputs{
 		Net: cfg, Result: res, Resolved: resolved, Title: fmt.Sprintf("pretrain %s on %s", cfg.Arch, m.Source),
 		Metrics: map[string]any{"val_accuracy": acc},
 	})
@@ -220,7 +222,7 @@ func stripPrefix(w network.Weights, prefix string) (network.Weights, bool) {
 
 // Objective is cross-entropy classification with dropout masks while
 // training, over the first k outputs (k = cfg.NumClasses for all).
-func Objective(cfg network.Config, train, val *network.ClassSplit, dropout float64, k int) network.Objective {
+func Objective(cfg network.Config, train, val *training.ClassSplit, dropout float64, k int) network.Objective {
 	return network.Objective{
 		Trainable: cfg.Params(),
 		Loss: func(p map[string]*Node, batch []*Node, training bool) (*Node, map[string]*Node) {
@@ -254,7 +256,7 @@ func Objective(cfg network.Config, train, val *network.ClassSplit, dropout float
 
 // Accuracy is the top-1 accuracy of weights w on split s, over the first
 // k outputs.
-func Accuracy(backend network.BackendT, cfg network.Config, w network.Weights, s *network.ClassSplit, batch, k int) (float64, error) {
+func Accuracy(backend network.BackendT, cfg network.Config, w network.Weights, s *training.ClassSplit, batch, k int) (float64, error) {
 	pr, err := network.NewPredictor(backend, cfg, w, "output")
 	if err != nil {
 		return 0, err

@@ -9,9 +9,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/voxflow/voxflow/stages/artifact"
+
+	"github.com/voxflow/voxflow/internal/network"
 	"github.com/voxflow/voxflow/stages"
-	"github.com/voxflow/voxflow/stages/network"
-	"github.com/voxflow/voxflow/stages/network/nettest"
+	"github.com/voxflow/voxflow/stages/artifact/artifacttest"
 )
 
 func request(t *testing.T, inputs map[string][]stages.Artifact, over stages.Params) *stages.Request {
@@ -32,7 +34,7 @@ func request(t *testing.T, inputs map[string][]stages.Artifact, over stages.Para
 // the loss drops and validation accuracy beats chance.
 func TestTrainClassification(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "data")
-	if err := nettest.WriteClassification(dataDir, 64, 4, nettest.NSDSizes{Train: 128, Val: 64, Test: 16}, 1); err != nil {
+	if err := artifacttest.WriteClassification(dataDir, 64, 4, artifacttest.NSDSizes{Train: 128, Val: 64, Test: 16}, 1); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct{ init, classes string }{{network.InitTorch, LossAllClasses}, {network.InitKaiming, LossDataClasses}} {
@@ -63,7 +65,7 @@ func trainClassification(t *testing.T, dataDir, init, classes string) {
 	if m["val_accuracy"] <= 0.4 { // chance is 0.25
 		t.Errorf("val accuracy %.3f, want > 0.4 (chance 0.25)", m["val_accuracy"])
 	}
-	cfg, _, err := network.LoadNet(filepath.Join(req.OutDir, "net"))
+	cfg, _, err := artifact.LoadNet(filepath.Join(req.OutDir, "net"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +89,7 @@ func TestImportWeights(t *testing.T) {
 	if err := New().Run(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
-	got, gw, err := network.LoadNet(filepath.Join(req.OutDir, "net"))
+	got, gw, err := artifact.LoadNet(filepath.Join(req.OutDir, "net"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +137,7 @@ func TestImportDataParallelWeights(t *testing.T) {
 	if !strings.Contains(log.String(), `stripped the prefix "module."`) {
 		t.Errorf("log does not say the prefix was stripped:\n%s", log.String())
 	}
-	_, gw, err := network.LoadNet(filepath.Join(req.OutDir, "net"))
+	_, gw, err := artifact.LoadNet(filepath.Join(req.OutDir, "net"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,8 +22,10 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/voxflow/voxflow/stages/artifact"
+
+	"github.com/voxflow/voxflow/internal/npy"
 	"github.com/voxflow/voxflow/stages"
-	"github.com/voxflow/voxflow/stages/npy"
 )
 
 // Version changes whenever the outputs for the same inputs change.
@@ -147,7 +149,7 @@ type featureSplit struct {
 }
 
 func loadSplit(dir, split string) (*featureSplit, error) {
-	xp := filepath.Join(dir, split+".npy")
+	xp := artifact.FeaturesPath(dir, "", split)
 	x, err := npy.ReadFile[float64](xp)
 	if err != nil {
 		return nil, err
@@ -155,7 +157,7 @@ func loadSplit(dir, split string) (*featureSplit, error) {
 	if len(x.Shape) != 2 {
 		return nil, fmt.Errorf("%s: shape %s, want images x features", xp, npy.ShapeString(x.Shape))
 	}
-	lp := filepath.Join(dir, split+"_labels.npy")
+	lp := artifact.FeatureLabelsPath(dir, split)
 	l, err := npy.ReadFileExact[int32](lp)
 	if err != nil {
 		return nil, err
@@ -167,23 +169,13 @@ func loadSplit(dir, split string) (*featureSplit, error) {
 }
 
 func probeOne(ctx context.Context, dir string, cfg FitConfig, topK int) (Result, error) {
-	var info struct {
-		Kind string `json:"kind"`
-	}
-	p := filepath.Join(dir, "features.json")
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return nil, fmt.Errorf("features artifact: %w", err)
-	}
-	if err := json.Unmarshal(b, &info); err != nil {
-		return nil, fmt.Errorf("parse %s: %w", p, err)
-	}
-	if info.Kind != "classification" {
-		return nil, fmt.Errorf("%s: kind %q, want \"classification\"", p, info.Kind)
+	if _, err := artifact.ReadFeatures(dir, artifact.KindClassification); err != nil {
+		return nil, err
 	}
 	var classes []string
-	cp := filepath.Join(dir, "classes.json")
-	if b, err = os.ReadFile(cp); err != nil {
+	cp := filepath.Join(dir, artifact.ClassesFile)
+	b, err := os.ReadFile(cp)
+	if err != nil {
 		return nil, fmt.Errorf("features artifact: %w", err)
 	}
 	if err := json.Unmarshal(b, &classes); err != nil {

@@ -13,8 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/voxflow/voxflow/internal/npy"
 	"github.com/voxflow/voxflow/stages"
-	"github.com/voxflow/voxflow/stages/npy"
 )
 
 // writeFeatures writes a classification features artifact: k classes with

@@ -10,13 +10,15 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/voxflow/voxflow/internal/jsonfile"
+
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 
+	"github.com/voxflow/voxflow/internal/npy"
 	"github.com/voxflow/voxflow/stages"
-	"github.com/voxflow/voxflow/stages/npy"
 )
 
 // Figure sizes: 7 x 4.5 in, as a two-column paper figure at 1:1.
@@ -401,7 +403,7 @@ func (s *study) improvedFigure() (*figure, error) {
 		for j, r := range rois {
 			var v []float64
 			for _, m := range s.rms {
-				if d := m.Compare[pair].ROI[r]; d != nil {
+				if d := m.Compare[pair].ROIDelta(r); d != nil {
 					v = append(v, d.PctImproved)
 				}
 			}
@@ -452,7 +454,7 @@ func (s *study) curvesFigure(stage string, arts []stages.Artifact) (*figure, err
 				ValLoss float64 `json:"val_loss"`
 			} `json:"epochs"`
 		}
-		if err := readJSON(filepath.Join(a.Path, "curve.json"), &c); err != nil {
+		if err := jsonfile.Read(filepath.Join(a.Path, "curve.json"), &c); err != nil {
 			return nil, fmt.Errorf("curves input %s: %w", a.Stage, err)
 		}
 		var xy plotter.XYs
@@ -589,7 +591,7 @@ func (s *study) probeFigure() (*figure, error) {
 	acc := map[string]map[string][]float64{} // dataset -> network stage -> top1 per instance
 	for _, a := range s.probe {
 		var m map[string]map[string]float64
-		if err := readJSON(filepath.Join(a.Path, "metrics.json"), &m); err != nil {
+		if err := jsonfile.Read(filepath.Join(a.Path, "metrics.json"), &m); err != nil {
 			return nil, fmt.Errorf("probe input %s: %w", a.Stage, err)
 		}
 		ds := s.datasets[a.Stage]

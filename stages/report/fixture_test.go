@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/voxflow/voxflow/internal/npy"
 	"github.com/voxflow/voxflow/stages"
-	"github.com/voxflow/voxflow/stages/npy"
 )
 
 // studyShape sizes a fixture study like the ones users run: one ridge

@@ -44,6 +44,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/voxflow/voxflow/stages/artifact"
+
 	"github.com/voxflow/voxflow/stages"
 )
 
@@ -80,44 +82,10 @@ func (Stage) Describe() stages.Description {
 	}
 }
 
-// ridgeMetrics is the part of a ridge metrics.json the report reads.
+// ridgeMetrics is a ridge input's scores and the directory they came from.
 type ridgeMetrics struct {
-	Networks []string                     `json:"networks"`
-	Baseline string                       `json:"baseline"`
-	Subjects []string                     `json:"subjects"`
-	ROIs     []string                     `json:"rois"`
-	ROI      map[string]map[string]*score `json:"roi"`
-	Group    map[string]map[string]*score `json:"group"`
-	Compare  map[string]struct {
-		ROI   map[string]*delta `json:"roi"`
-		Group map[string]*delta `json:"group"`
-	} `json:"compare"`
-	Subject map[string]*subjectMetrics `json:"subject"`
-	dir     string
-}
-
-// subjectMetrics is one subject's summary in a multi-subject ridge input.
-type subjectMetrics struct {
-	Group   map[string]map[string]*score `json:"group"`
-	Compare map[string]struct {
-		Group map[string]*delta `json:"group"`
-	} `json:"compare"`
-}
-
-type score struct {
-	MeanR         float64   `json:"mean_r"`
-	CI95          []float64 `json:"ci95"`
-	MeanRNorm     *float64  `json:"mean_r_norm"`
-	NAboveCeiling *int      `json:"n_above_ceiling"`
-	NVoxels       int       `json:"n_voxels"`
-}
-
-// delta is the part of a ridge comparison the report reads (ridge.Delta).
-type delta struct {
-	PctImproved float64   `json:"pct_improved"`
-	DeltaMeanR  float64   `json:"delta_mean_r"`
-	DeltaCI95   []float64 `json:"delta_ci95"`
-	PBoot       *float64  `json:"p_boot"`
+	artifact.Metrics
+	dir string
 }
 
 // groupOrder is the poster's order of ROI groups.
@@ -154,11 +122,11 @@ type study struct {
 func (Stage) Run(ctx context.Context, req *stages.Request) error {
 	var rms []*ridgeMetrics
 	for _, a := range req.Inputs["ridge"] {
-		m := &ridgeMetrics{dir: a.Path}
-		if err := readJSON(filepath.Join(a.Path, "metrics.json"), m); err != nil {
+		sc, err := artifact.ReadScores(a.Path)
+		if err != nil {
 			return fmt.Errorf("ridge input %s: %w", a.Stage, err)
 		}
-		rms = append(rms, m)
+		rms = append(rms, &ridgeMetrics{Metrics: *sc, dir: a.Path})
 	}
 	if len(rms) == 0 {
 		return fmt.Errorf("input ridge: no artifacts; want at least one ridge output")
@@ -266,8 +234,8 @@ func groupStats(rms []*ridgeMetrics, group, net string) (mean float64, ok bool) 
 
 // subjectScores lists a group's score of net per subject: each ridge
 // input's, or each subject's of a multi-subject input.
-func subjectScores(rms []*ridgeMetrics, group, net string) []*score {
-	var out []*score
+func subjectScores(rms []*ridgeMetrics, group, net string) []*artifact.Score {
+	var out []*artifact.Score
 	for _, m := range rms {
 		if len(m.Subject) > 1 {
 			for _, s := range m.Subjects {
@@ -361,7 +329,7 @@ func writeHeadline(req *stages.Request, rms []*ridgeMetrics, nets []string, cont
 		for _, o := range pctCols {
 			var v []float64
 			for _, m := range rms {
-				if d := m.Compare[cl+"_vs_"+o].Group[g]; d != nil {
+				if d := m.Compare[cl+"_vs_"+o].GroupDelta(g); d != nil {
 					v = append(v, d.PctImproved)
 				}
 			}
@@ -396,15 +364,4 @@ func writeHeadline(req *stages.Request, rms []*ridgeMetrics, nets []string, cont
 		return err
 	}
 	return os.WriteFile(filepath.Join(req.OutDir, "metrics.json"), mj, 0o644)
-}
-
-func readJSON(path string, v any) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
 }

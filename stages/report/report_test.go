@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/voxflow/voxflow/internal/npy"
 	"github.com/voxflow/voxflow/stages"
-	"github.com/voxflow/voxflow/stages/npy"
 )
 
 func writeJSON(t *testing.T, path string, v any) {

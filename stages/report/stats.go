@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/voxflow/voxflow/stages/ridge"
+	"github.com/voxflow/voxflow/stages/artifact"
 )
 
 // statsNote says how the headline's and caption's statistics were made,
@@ -31,7 +31,7 @@ type pairGroup struct {
 	Mean     float64        `json:"delta_mean_r"` // mean over subjects
 	Subjects []subjectDelta `json:"subjects"`
 	// Test is the test with subjects as the unit; nil for one subject.
-	Test *ridge.SubjectTest `json:"subjects_test,omitempty"`
+	Test *artifact.SubjectTest `json:"subjects_test,omitempty"`
 }
 
 // comparePair gathers every subject's difference a - b on group g from
@@ -42,7 +42,7 @@ func comparePair(rms []*ridgeMetrics, a, b, g string) *pairGroup {
 	key := a + "_vs_" + b
 	pg := &pairGroup{A: a, B: b}
 	seen := map[string]bool{}
-	add := func(subject string, d *delta) {
+	add := func(subject string, d *artifact.Delta) {
 		if d == nil || seen[subject] {
 			return
 		}
@@ -53,13 +53,13 @@ func comparePair(rms []*ridgeMetrics, a, b, g string) *pairGroup {
 		if len(m.Subject) > 1 {
 			for _, s := range m.Subjects {
 				if sm := m.Subject[s]; sm != nil {
-					add(s, sm.Compare[key].Group[g])
+					add(s, sm.Compare[key].GroupDelta(g))
 				}
 			}
 			continue
 		}
 		subject := strings.Join(m.Subjects, ",")
-		add(subject, m.Compare[key].Group[g])
+		add(subject, m.Compare[key].GroupDelta(g))
 	}
 	if len(pg.Subjects) == 0 {
 		return nil
@@ -69,7 +69,7 @@ func comparePair(rms []*ridgeMetrics, a, b, g string) *pairGroup {
 		d[i] = s.Delta
 	}
 	pg.Mean = meanOf(d)
-	pg.Test = ridge.NewSubjectTest(d)
+	pg.Test = artifact.NewSubjectTest(d)
 	return pg
 }
 

@@ -10,15 +10,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/voxflow/voxflow/stages/artifact"
+
 	"github.com/voxflow/voxflow/stages"
-	"github.com/voxflow/voxflow/stages/ridge"
 )
 
 // TestHeadlineStatistics feeds the report three per-subject ridge inputs
 // (the nsd-algonauts pattern) with noise ceilings and paired bootstrap
 // statistics, and requires the headline to show the noise-normalised r
 // with the voxels above the ceiling, each subject's CI and p of CL -
-// control, and the test over the three subjects (ridge.NewSubjectTest, held
+// control, and the test over the three subjects (artifact.NewSubjectTest, held
 // to scipy in package ridge); the poster figure's caption states them too.
 func TestHeadlineStatistics(t *testing.T) {
 	dir := t.TempDir()
@@ -54,7 +55,7 @@ func TestHeadlineStatistics(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("headline.md:\n%s", head)
-	st := ridge.NewSubjectTest(deltas)
+	st := artifact.NewSubjectTest(deltas)
 	testText := fmt.Sprintf("over 3 subjects t(2) = %.2f, p = %.3g; sign-flip p = 0.25", *st.T, *st.P)
 	for _, want := range []string{
 		"| early | 0.6000 (3) | 0.6800 (6) |", // r/0.5 per subject, averaged; above-ceiling voxels summed

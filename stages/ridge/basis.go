@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/voxflow/voxflow/stages/linalg"
+	"github.com/voxflow/voxflow/internal/linalg"
 )
 
 // span is a half-open range of rows.

@@ -2,7 +2,6 @@ package ridge
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
@@ -10,10 +9,13 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/voxflow/voxflow/internal/stats"
+
+	"github.com/voxflow/voxflow/stages/artifact"
+
+	"github.com/voxflow/voxflow/internal/linalg"
+	"github.com/voxflow/voxflow/internal/npy"
 	"github.com/voxflow/voxflow/stages"
-	"github.com/voxflow/voxflow/stages/data"
-	"github.com/voxflow/voxflow/stages/linalg"
-	"github.com/voxflow/voxflow/stages/npy"
 )
 
 // networks groups features artifacts by producing stage, in input order.
@@ -41,7 +43,7 @@ func groupNetworks(arts []stages.Artifact) (*networks, error) {
 		if a.Stage == "" {
 			return nil, fmt.Errorf("input features: artifact %s has no producing stage name", a.Path)
 		}
-		info, err := readFeaturesInfo(a.Path)
+		info, err := artifact.ReadFeatures(a.Path, artifact.KindNSD)
 		if err != nil {
 			return nil, fmt.Errorf("input features: %w", err)
 		}
@@ -91,53 +93,9 @@ func (n *networks) pick(net, subject, roi string) (stages.Artifact, bool, error)
 	return stages.Artifact{}, false, fmt.Errorf("input features: %d artifacts of stage %s match subject %s, ROI %s; want one (label them by subject/roi)", len(cands), net, subject, roi)
 }
 
-// FeaturesInfo is the part of a features artifact's features.json that
-// ridge reads.
-type FeaturesInfo struct {
-	NetStage  string            `json:"net_stage"`
-	NetLabels map[string]string `json:"net_labels"`
-	Layer     string            `json:"layer"`
-	Dim       int               `json:"dim"`
-	Kind      string            `json:"kind"`
-	Arch      string            `json:"arch"`
-	ImageSize int               `json:"image_size"`
-	// Shape is the [C, H, W] of a conv layer's map, when the features
-	// stage records it; reduce: pool derives it from Arch otherwise.
-	Shape []int `json:"shape,omitempty"`
-}
-
-func readFeaturesInfo(dir string) (*FeaturesInfo, error) {
-	var info FeaturesInfo
-	p := filepath.Join(dir, "features.json")
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return nil, fmt.Errorf("features artifact: %w", err)
-	}
-	if err := json.Unmarshal(b, &info); err != nil {
-		return nil, fmt.Errorf("parse %s: %w", p, err)
-	}
-	if info.Kind != data.KindNSD {
-		return nil, fmt.Errorf("%s: kind %q, want %q (features of an NSD-like data artifact)", p, info.Kind, data.KindNSD)
-	}
-	return &info, nil
-}
-
-// loadFeatures reads split of subject from an NSD features artifact.
-func loadFeatures(dir, subject, split string) (*npy.Array[float32], error) {
-	f := filepath.Join(dir, subject, split+".npy")
-	a, err := npy.ReadFile[float32](f)
-	if err != nil {
-		return nil, err
-	}
-	if len(a.Shape) != 2 {
-		return nil, fmt.Errorf("%s: shape %s, want images x features", f, npy.ShapeString(a.Shape))
-	}
-	return a, nil
-}
-
 // roiSet is one subject's selected ROIs and their concatenated responses.
 type roiSet struct {
-	infos  []data.ROIInfo
+	infos  []artifact.ROIInfo
 	offset []int // column offset of each ROI in ytr / yte
 	v      int   // total columns
 	ytr    []float32
@@ -173,12 +131,12 @@ type job struct {
 }
 
 func (j *job) run(ctx context.Context) error {
-	mf, err := data.ReadManifest(j.dataDir)
+	mf, err := artifact.ReadManifest(j.dataDir)
 	if err != nil {
 		return fmt.Errorf("input data: %w", err)
 	}
-	if mf.Kind != data.KindNSD {
-		return fmt.Errorf("input data: kind %q, want %q (ROI responses to images)", mf.Kind, data.KindNSD)
+	if mf.Kind != artifact.KindNSD {
+		return fmt.Errorf("input data: kind %q, want %q (ROI responses to images)", mf.Kind, artifact.KindNSD)
 	}
 	j.subjects = mf.Subjects
 	if j.opt.subject != "" {
@@ -198,11 +156,11 @@ func (j *job) run(ctx context.Context) error {
 
 func (j *job) loadROIs(subject string) (*roiSet, error) {
 	dir := filepath.Join(j.dataDir, subject)
-	sm, err := data.ReadSubjectManifest(dir)
+	sm, err := artifact.ReadSubjectManifest(dir)
 	if err != nil {
 		return nil, err
 	}
-	var infos []data.ROIInfo
+	var infos []artifact.ROIInfo
 	if len(j.opt.rois) == 0 {
 		for _, r := range sm.ROIs {
 			if r.Voxels() > 0 {
@@ -225,9 +183,9 @@ func (j *job) loadROIs(subject string) (*roiSet, error) {
 	if len(infos) == 0 {
 		return nil, fmt.Errorf("no ROI with voxels selected")
 	}
-	trainSplits := []string{data.SplitTrain}
-	if j.opt.mergeVal && sm.Splits[data.SplitVal] > 0 {
-		trainSplits = append(trainSplits, data.SplitVal)
+	trainSplits := []string{artifact.SplitTrain}
+	if j.opt.mergeVal && sm.Splits[artifact.SplitVal] > 0 {
+		trainSplits = append(trainSplits, artifact.SplitVal)
 	}
 	rs := &roiSet{infos: infos, trainSplits: trainSplits}
 	var tr, te [][]float32
@@ -235,13 +193,13 @@ func (j *job) loadROIs(subject string) (*roiSet, error) {
 	for _, r := range infos {
 		var parts []*npy.Array[float32]
 		for _, sp := range trainSplits {
-			a, err := data.LoadROI(j.dataDir, subject, sp, r.Name)
+			a, err := artifact.LoadROI(j.dataDir, subject, sp, r.Name)
 			if err != nil {
 				return nil, err
 			}
 			parts = append(parts, a)
 		}
-		a, err := data.LoadROI(j.dataDir, subject, data.SplitTest, r.Name)
+		a, err := artifact.LoadROI(j.dataDir, subject, artifact.SplitTest, r.Name)
 		if err != nil {
 			return nil, err
 		}
@@ -255,12 +213,12 @@ func (j *job) loadROIs(subject string) (*roiSet, error) {
 		}
 		tr, te, widths = append(tr, rows), append(te, a.Data), append(widths, v)
 		rs.ntr, rs.nte = len(rows)/max(v, 1), a.Shape[0]
-		nc, err := data.LoadNoiseCeiling(j.dataDir, subject, r.Name)
+		nc, err := artifact.LoadNoiseCeiling(j.dataDir, subject, r.Name)
 		if err != nil {
 			return nil, err
 		}
 		if nc != nil && len(nc) != v {
-			return nil, fmt.Errorf("%s: %d values for %d voxels", data.NoiseCeilingPath(j.dataDir, subject, r.Name), len(nc), v)
+			return nil, fmt.Errorf("%s: %d values for %d voxels", artifact.NoiseCeilingPath(j.dataDir, subject, r.Name), len(nc), v)
 		}
 		rs.nc = append(rs.nc, nc)
 	}
@@ -306,7 +264,7 @@ func (j *job) runSubject(ctx context.Context, subject string) error {
 	if j.opt.bootstrap > 0 {
 		h := fnv.New64a()
 		h.Write([]byte(subject))
-		counts = BootstrapCounts(rand.New(rand.NewPCG(j.opt.seed, h.Sum64())), j.opt.bootstrap, rs.nte)
+		counts = stats.BootstrapCounts(rand.New(rand.NewPCG(j.opt.seed, h.Sum64())), j.opt.bootstrap, rs.nte)
 	}
 	for _, net := range j.nets.names {
 		// ROIs served by the same artifact are fitted together: one
@@ -342,7 +300,7 @@ func (j *job) fitArtifact(ctx context.Context, net, subject string, art stages.A
 	var xtr []float32
 	p := -1
 	for _, sp := range rs.trainSplits {
-		a, err := loadFeatures(art.Path, subject, sp)
+		a, err := artifact.LoadFeatures(art.Path, subject, sp)
 		if err != nil {
 			return err
 		}
@@ -355,7 +313,7 @@ func (j *job) fitArtifact(ctx context.Context, net, subject string, art stages.A
 	if n := len(xtr) / p; n != rs.ntr {
 		return fmt.Errorf("features %s: %d training images (%v), the data has %d responses", art.Path, n, rs.trainSplits, rs.ntr)
 	}
-	te, err := loadFeatures(art.Path, subject, data.SplitTest)
+	te, err := artifact.LoadFeatures(art.Path, subject, artifact.SplitTest)
 	if err != nil {
 		return err
 	}
@@ -363,7 +321,7 @@ func (j *job) fitArtifact(ctx context.Context, net, subject string, art stages.A
 		return fmt.Errorf("features %s: test is %s, want %d x %d", art.Path, npy.ShapeString(te.Shape), rs.nte, p)
 	}
 	if j.opt.reduce.kind != ReduceNone {
-		info, err := readFeaturesInfo(art.Path)
+		info, err := artifact.ReadFeatures(art.Path, artifact.KindNSD)
 		if err != nil {
 			return err
 		}
@@ -438,7 +396,7 @@ func (j *job) fitArtifact(ctx context.Context, net, subject string, art stages.A
 		if counts != nil {
 			pc := gather(res.pred, v, seq(off, w))
 			oc := gather(yte, v, seq(off, w))
-			c.boot = BootstrapMeanR(counts, j.opt.bootstrap, pc, oc, rs.nte, w)
+			c.boot = stats.BootstrapMeanR(counts, j.opt.bootstrap, pc, oc, rs.nte, w)
 		}
 		j.cells[cellKey{subject, info.Name, net}] = c
 		off += w
@@ -468,7 +426,7 @@ func fitPredict[T linalg.Float](ctx context.Context, xtr []T, n, p int, ytr []T,
 	}
 	return &fitResult{
 		alpha:   m.Alpha,
-		r:       PearsonCols(m.Pred, yte, nte, v),
+		r:       stats.PearsonCols(m.Pred, yte, nte, v),
 		pred:    toF32(m.Pred),
 		weights: toF32(m.Weights),
 		mean:    toF32(m.Mean),

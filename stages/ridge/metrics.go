@@ -9,140 +9,13 @@ import (
 	"path/filepath"
 	"sort"
 	"text/tabwriter"
+
+	"github.com/voxflow/voxflow/internal/stats"
+	"github.com/voxflow/voxflow/stages/artifact"
 )
 
-// Metrics is the structure of a ridge instance's metrics.json; report,
-// compare and plots read it. Every numeric leaf becomes a metric (nested
-// keys joined by "."), e.g. roi.FFA-1.tune_cl.mean_r or
-// compare.tune_cl_vs_pretrained.group.higher.pct_improved.
-//
-// Top-level ROI, Group and Compare summarise all fitted subjects: a mean r
-// is the mean over subjects of each subject's mean over voxels; a group's
-// mean r is the mean over its ROIs (the poster's convention); voxel counts,
-// % improved and Wilcoxon tests pool the voxels of all subjects (and of all
-// ROIs of a group). Bootstrap CIs and p-values average the paired
-// resamples over subjects and ROIs. Subject repeats the summary per subject
-// when more than one subject was fitted; then every top-level comparison
-// also carries a test with subjects as the unit (Delta.Subjects).
-//
-// Statistics over test images: every network of a subject is scored on the
-// same B resamples of the subject's test images (BootstrapCounts, one draw
-// per subject and seed), all voxels of a resample together, so a
-// difference's resamples are paired; its CI95 is the percentile interval
-// and p_boot is BootstrapP. The Wilcoxon signed-rank p over voxels is kept
-// as a descriptive number only (wilcoxon_p_descriptive): voxels are not
-// independent samples, so it is no test of a network difference.
-type Metrics struct {
-	Networks []string `json:"networks"` // features input stages, in input order
-	Baseline string   `json:"baseline"`
-	Subjects []string `json:"subjects"`
-	ROIs     []string `json:"rois"` // fitted ROIs in the data's order
-	Method   Method   `json:"method"`
-	Summary
-	Subject map[string]*Summary `json:"subject,omitempty"`
-}
-
-// Method records how the scores were computed (the conventions of
-// specs/README.md, "The ridge stage"), so that a report never has to
-// guess them from defaults that may change.
-type Method struct {
-	CVScore string `json:"cv_score"` // r or mse: what each voxel's alpha maximised
-	Folds   int    `json:"folds"`    // contiguous K-fold CV within the training rows
-	// Standardise is always "per-fold": each fold's training rows set the
-	// scaling its held-out rows are scored under; the refit uses all
-	// training rows.
-	Standardise string    `json:"standardise"`
-	Dtype       string    `json:"dtype"`
-	Reduce      string    `json:"reduce"`
-	Alphas      []float64 `json:"alphas"`
-}
-
-// Summary holds the scores of one set of subjects.
-type Summary struct {
-	// ROI maps ROI name -> network -> score.
-	ROI map[string]map[string]*Score `json:"roi"`
-	// Group maps ROI group (early, higher, streams) -> network -> score.
-	Group map[string]map[string]*Score `json:"group"`
-	// Compare maps "<a>_vs_<b>" to the voxel-wise comparison of network a
-	// with b: every network vs the baseline, then every other pair in
-	// input order.
-	Compare map[string]*Comparison `json:"compare"`
-}
-
-// Score summarises one network's test Pearson r over an ROI or group.
-type Score struct {
-	MeanR float64 `json:"mean_r"`
-	// CI95 is the bootstrap 95% interval of MeanR over resampled test images.
-	CI95 []float64 `json:"ci95,omitempty"`
-	// MeanRNorm is MeanR divided by the mean noise ceiling in r units
-	// (sqrt of the data's variance-fraction ceiling), over the voxels with
-	// a positive ceiling; absent when the data has no noise ceiling.
-	MeanRNorm *float64 `json:"mean_r_norm,omitempty"`
-	// NAboveCeiling counts voxels whose test r exceeds their noise ceiling
-	// (in r units) beyond sampling error (AboveCeiling), summed over
-	// subjects (and a group's ROIs); absent without noise ceilings. A
-	// count well above 2.5% of the voxels says the ceilings are too low
-	// (or were read in the wrong unit).
-	NAboveCeiling *int `json:"n_above_ceiling,omitempty"`
-	NVoxels       int  `json:"n_voxels"`
-	NROIs         int  `json:"n_rois,omitempty"` // groups only
-}
-
-// Comparison is network a against network b, per ROI and per group.
-type Comparison struct {
-	ROI   map[string]*Delta `json:"roi"`
-	Group map[string]*Delta `json:"group"`
-}
-
-// Delta is one paired comparison of network a with b.
-type Delta struct {
-	PctImproved float64 `json:"pct_improved"` // % of voxels with r_a > r_b
-	// WilcoxonP is the two-sided signed-rank p of the per-voxel r_a - r_b.
-	// Descriptive only: voxels are not independent samples (neighbours
-	// share noise and signal), so with thousands of voxels it is tiny for
-	// any consistent shift; use PBoot and Subjects to test a difference.
-	WilcoxonP  float64 `json:"wilcoxon_p_descriptive"`
-	DeltaMeanR float64 `json:"delta_mean_r"` // mean_r(a) - mean_r(b)
-	// DeltaCI95 is the paired bootstrap 95% interval of DeltaMeanR over
-	// test images (voxels kept together) and PBoot its two-sided
-	// bootstrap p-value (BootstrapP); absent with bootstrap: 0.
-	DeltaCI95 []float64 `json:"delta_ci95,omitempty"`
-	PBoot     *float64  `json:"p_boot,omitempty"`
-	// Subjects tests DeltaMeanR with subjects as the unit; set on the
-	// top-level summary of a fit of several subjects.
-	Subjects *SubjectTest `json:"subjects_test,omitempty"`
-	NVoxels  int          `json:"n_voxels"`
-}
-
-// SubjectTest is a group-level test of a mean difference over subjects,
-// each subject's difference one observation.
-type SubjectTest struct {
-	N         int     `json:"n"`          // subjects
-	MeanDelta float64 `json:"mean_delta"` // mean over subjects of their differences
-	// T, DF and P are the two-sided one-sample t-test against zero
-	// (TTest1Samp); absent when undefined (all differences equal).
-	T  *float64 `json:"t,omitempty"`
-	DF int      `json:"df"`
-	P  *float64 `json:"p_t,omitempty"`
-	// PSignFlip is the exact sign-flip permutation p (SignFlipP), valid
-	// for few subjects (its floor is 2^(1-n)).
-	PSignFlip float64 `json:"p_signflip"`
-}
-
-// NewSubjectTest tests the subjects' differences d; nil for fewer than 2.
-func NewSubjectTest(d []float64) *SubjectTest {
-	if len(d) < 2 {
-		return nil
-	}
-	st := &SubjectTest{N: len(d), MeanDelta: mean(d), DF: len(d) - 1, PSignFlip: SignFlipP(d)}
-	if t, p, _, ok := TTest1Samp(d); ok {
-		st.T, st.P = fptr(t), fptr(p)
-	}
-	return st
-}
-
-func (j *job) metrics() *Metrics {
-	m := &Metrics{Networks: j.nets.names, Baseline: j.opt.baseline, Subjects: j.subjects, ROIs: j.roiOrder}
+func (j *job) metrics() *artifact.Metrics {
+	m := &artifact.Metrics{Networks: j.nets.names, Baseline: j.opt.baseline, Subjects: j.subjects, ROIs: j.roiOrder}
 	score := j.opt.cfg.Score
 	if score == "" {
 		score = ScoreR
@@ -151,24 +24,24 @@ func (j *job) metrics() *Metrics {
 	if j.opt.float64 {
 		dtype = "float64"
 	}
-	m.Method = Method{CVScore: score, Folds: j.opt.cfg.Folds, Standardise: "per-fold", Dtype: dtype,
+	m.Method = artifact.Method{CVScore: score, Folds: j.opt.cfg.Folds, Standardise: "per-fold", Dtype: dtype,
 		Reduce: j.opt.reduce.String(), Alphas: j.opt.cfg.Alphas}
 	m.Summary = *j.summarise(j.subjects)
 	if len(j.subjects) > 1 {
-		m.Subject = map[string]*Summary{}
+		m.Subject = map[string]*artifact.Summary{}
 		for _, s := range j.subjects {
 			m.Subject[s] = j.summarise([]string{s})
 		}
-		m.testSubjects()
+		testSubjects(m)
 	}
 	return m
 }
 
 // testSubjects adds to every top-level comparison the test over subjects
 // of the per-subject mean differences.
-func (m *Metrics) testSubjects() {
+func testSubjects(m *artifact.Metrics) {
 	for pair, cmp := range m.Compare {
-		each := func(pick func(c *Comparison) *Delta) []float64 {
+		each := func(pick func(c *artifact.Comparison) *artifact.Delta) []float64 {
 			var d []float64
 			for _, s := range m.Subjects {
 				if c := m.Subject[s].Compare[pair]; c != nil {
@@ -180,10 +53,10 @@ func (m *Metrics) testSubjects() {
 			return d
 		}
 		for roi, d := range cmp.ROI {
-			d.Subjects = NewSubjectTest(each(func(c *Comparison) *Delta { return c.ROI[roi] }))
+			d.Subjects = artifact.NewSubjectTest(each(func(c *artifact.Comparison) *artifact.Delta { return c.ROI[roi] }))
 		}
 		for g, d := range cmp.Group {
-			d.Subjects = NewSubjectTest(each(func(c *Comparison) *Delta { return c.Group[g] }))
+			d.Subjects = artifact.NewSubjectTest(each(func(c *artifact.Comparison) *artifact.Delta { return c.Group[g] }))
 		}
 	}
 }
@@ -209,7 +82,7 @@ func (j *job) pairs() [][2]string {
 
 // roiAgg is one network on one ROI over a set of subjects.
 type roiAgg struct {
-	score *Score
+	score *artifact.Score
 	boot  []float64 // mean over subjects of each resample's mean r
 }
 
@@ -223,16 +96,16 @@ func (j *job) aggregate(subjects []string, roi, net string) *roiAgg {
 	if len(cells) == 0 {
 		return nil
 	}
-	sc := &Score{}
+	sc := &artifact.Score{}
 	var norms []float64
 	boot := cells[0].boot != nil
 	above, withNC := 0, 0
 	for _, c := range cells {
-		sc.MeanR += mean(c.r) / float64(len(cells))
+		sc.MeanR += stats.Mean(c.r) / float64(len(cells))
 		sc.NVoxels += len(c.r)
 		if c.nc != nil {
 			withNC++
-			above += AboveCeiling(c.r, c.nc, c.nte)
+			above += stats.AboveCeiling(c.r, c.nc, c.nte)
 			if nr, ok := normalised(c.r, c.nc); ok {
 				norms = append(norms, nr)
 			}
@@ -240,7 +113,7 @@ func (j *job) aggregate(subjects []string, roi, net string) *roiAgg {
 		boot = boot && c.boot != nil
 	}
 	if len(norms) == len(cells) {
-		sc.MeanRNorm = fptr(mean(norms))
+		sc.MeanRNorm = fptr(stats.Mean(norms))
 	}
 	if withNC == len(cells) {
 		sc.NAboveCeiling = &above
@@ -253,7 +126,7 @@ func (j *job) aggregate(subjects []string, roi, net string) *roiAgg {
 				a.boot[k] += x / float64(len(cells))
 			}
 		}
-		sc.CI95 = ci95(a.boot)
+		sc.CI95 = stats.CI95(a.boot)
 	}
 	return a
 }
@@ -276,8 +149,8 @@ func normalised(r []float64, nc []float32) (float64, bool) {
 	return sr / sc, true
 }
 
-func (j *job) summarise(subjects []string) *Summary {
-	s := &Summary{ROI: map[string]map[string]*Score{}, Group: map[string]map[string]*Score{}, Compare: map[string]*Comparison{}}
+func (j *job) summarise(subjects []string) *artifact.Summary {
+	s := &artifact.Summary{ROI: map[string]map[string]*artifact.Score{}, Group: map[string]map[string]*artifact.Score{}, Compare: map[string]*artifact.Comparison{}}
 	aggs := map[[2]string]*roiAgg{} // (roi, net)
 	for _, roi := range j.roiOrder {
 		for _, net := range j.nets.names {
@@ -287,7 +160,7 @@ func (j *job) summarise(subjects []string) *Summary {
 			}
 			aggs[[2]string{roi, net}] = a
 			if s.ROI[roi] == nil {
-				s.ROI[roi] = map[string]*Score{}
+				s.ROI[roi] = map[string]*artifact.Score{}
 			}
 			s.ROI[roi][net] = a.score
 		}
@@ -315,7 +188,7 @@ func (j *job) summarise(subjects []string) *Summary {
 			if len(parts) == 0 {
 				continue
 			}
-			sc := &Score{NROIs: len(parts)}
+			sc := &artifact.Score{NROIs: len(parts)}
 			var boots [][]float64
 			var rs, norms []float64
 			above, withNC := 0, 0
@@ -333,24 +206,24 @@ func (j *job) summarise(subjects []string) *Summary {
 					boots = append(boots, a.boot)
 				}
 			}
-			sc.MeanR = mean(rs)
+			sc.MeanR = stats.Mean(rs)
 			if len(norms) == len(parts) {
-				sc.MeanRNorm = fptr(mean(norms))
+				sc.MeanRNorm = fptr(stats.Mean(norms))
 			}
 			if withNC == len(parts) {
 				sc.NAboveCeiling = &above
 			}
 			if len(boots) == len(parts) {
-				sc.CI95 = ci95(meanRows(boots))
+				sc.CI95 = stats.CI95(meanRows(boots))
 			}
 			if s.Group[g] == nil {
-				s.Group[g] = map[string]*Score{}
+				s.Group[g] = map[string]*artifact.Score{}
 			}
 			s.Group[g][net] = sc
 		}
 	}
 	for _, pr := range j.pairs() {
-		cmp := &Comparison{ROI: map[string]*Delta{}, Group: map[string]*Delta{}}
+		cmp := &artifact.Comparison{ROI: map[string]*artifact.Delta{}, Group: map[string]*artifact.Delta{}}
 		roiDeltas := map[string]*pairData{}
 		for _, roi := range j.roiOrder {
 			pd := j.pairData(subjects, roi, pr[0], pr[1])
@@ -400,7 +273,7 @@ func (j *job) pairData(subjects []string, roi, a, b string) *pairData {
 		for i := range ca.r {
 			pd.diffs = append(pd.diffs, ca.r[i]-cb.r[i])
 		}
-		pd.delta += mean(ca.r) - mean(cb.r)
+		pd.delta += stats.Mean(ca.r) - stats.Mean(cb.r)
 		if ca.boot != nil && cb.boot != nil {
 			d := make([]float64, len(ca.boot))
 			for i := range d {
@@ -422,7 +295,7 @@ func (j *job) pairData(subjects []string, roi, a, b string) *pairData {
 // comparePooled pools the voxels of parts for % improved and the
 // (descriptive) Wilcoxon p; the mean difference, its CI and bootstrap p
 // average the parts (ROIs) per resample, like a group's mean r.
-func comparePooled(parts []*pairData) *Delta {
+func comparePooled(parts []*pairData) *artifact.Delta {
 	var diffs, deltas []float64
 	var boots [][]float64
 	for _, p := range parts {
@@ -438,30 +311,19 @@ func comparePooled(parts []*pairData) *Delta {
 			up++
 		}
 	}
-	_, pv, _ := Wilcoxon(diffs)
-	d := &Delta{
+	_, pv, _ := stats.Wilcoxon(diffs)
+	d := &artifact.Delta{
 		PctImproved: 100 * float64(up) / float64(max(len(diffs), 1)),
 		WilcoxonP:   pv,
-		DeltaMeanR:  mean(deltas),
+		DeltaMeanR:  stats.Mean(deltas),
 		NVoxels:     len(diffs),
 	}
 	if len(boots) == len(parts) {
 		b := meanRows(boots)
-		d.DeltaCI95 = ci95(b)
-		d.PBoot = fptr(BootstrapP(b))
+		d.DeltaCI95 = stats.CI95(b)
+		d.PBoot = fptr(stats.BootstrapP(b))
 	}
 	return d
-}
-
-func mean(x []float64) float64 {
-	if len(x) == 0 {
-		return 0
-	}
-	s := 0.0
-	for _, v := range x {
-		s += v
-	}
-	return s / float64(len(x))
 }
 
 // meanRows averages equal-length rows elementwise.
@@ -475,11 +337,7 @@ func meanRows(rows [][]float64) []float64 {
 	return out
 }
 
-func ci95(boot []float64) []float64 {
-	return []float64{Percentile(boot, 2.5), Percentile(boot, 97.5)}
-}
-
-func writeMetrics(outDir string, m *Metrics) error {
+func writeMetrics(outDir string, m *artifact.Metrics) error {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode metrics: %w", err)
@@ -493,7 +351,7 @@ func writeMetrics(outDir string, m *Metrics) error {
 
 // writeTable logs mean r per ROI and group for every network, and the %
 // of voxels each network improves over the baseline.
-func writeTable(w io.Writer, m *Metrics) {
+func writeTable(w io.Writer, m *artifact.Metrics) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	header := "ROI\t"
 	for _, n := range m.Networks {
@@ -508,7 +366,7 @@ func writeTable(w io.Writer, m *Metrics) {
 	}
 	fmt.Fprintf(w, "ridge: mean test r (subjects %v, baseline %s)\n", m.Subjects, m.Baseline)
 	fmt.Fprintln(tw, header)
-	row := func(name string, scores map[string]*Score, delta func(c *Comparison) *Delta) {
+	row := func(name string, scores map[string]*artifact.Score, delta func(c *artifact.Comparison) *artifact.Delta) {
 		line := name + "\t"
 		for _, n := range m.Networks {
 			if s := scores[n]; s != nil {
@@ -527,7 +385,7 @@ func writeTable(w io.Writer, m *Metrics) {
 		fmt.Fprintln(tw, line)
 	}
 	for _, r := range m.ROIs {
-		row(r, m.ROI[r], func(c *Comparison) *Delta { return c.ROI[r] })
+		row(r, m.ROI[r], func(c *artifact.Comparison) *artifact.Delta { return c.ROI[r] })
 	}
 	groups := make([]string, 0, len(m.Group))
 	for g := range m.Group {
@@ -535,7 +393,7 @@ func writeTable(w io.Writer, m *Metrics) {
 	}
 	sort.Strings(groups)
 	for _, g := range groups {
-		row("["+g+"]", m.Group[g], func(c *Comparison) *Delta { return c.Group[g] })
+		row("["+g+"]", m.Group[g], func(c *artifact.Comparison) *artifact.Delta { return c.Group[g] })
 	}
 	tw.Flush()
 	for _, k := range vs {

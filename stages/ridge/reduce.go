@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/voxflow/voxflow/stages/artifact"
 )
 
 // Reductions of the features before ridge (param `reduce`).
@@ -56,7 +58,7 @@ var archGeometry = map[string]struct{ conv1Stride, poolSize int }{
 // NCHW as torch), with H = W. It uses features.json's shape when present,
 // else derives the side from the architecture, image size and layer
 // (AlexNet: conv1 k11 p2, max pools k3 s2 after features.1, .4 and .11).
-func mapShape(info *FeaturesInfo) (c, side int, err error) {
+func mapShape(info *artifact.Features) (c, side int, err error) {
 	if len(info.Shape) == 3 {
 		if info.Shape[1] != info.Shape[2] {
 			return 0, 0, fmt.Errorf("layer %s: map %dx%d is not square; pool wants square maps", info.Layer, info.Shape[1], info.Shape[2])
@@ -137,7 +139,7 @@ func poolMaps(x []float32, n, c, side, out int) []float32 {
 // rows only (centred, not scaled, as sklearn's PCA), so test images never
 // shape the components; the components see no responses, so the CV's
 // held-out folds are not scored on anything fitted to their targets.
-func (r reduction) reduce(ctx context.Context, info *FeaturesInfo, xtr []float32, ntr int, xte []float32, nte, p int) ([]float32, []float32, int, error) {
+func (r reduction) reduce(ctx context.Context, info *artifact.Features, xtr []float32, ntr int, xte []float32, nte, p int) ([]float32, []float32, int, error) {
 	switch r.kind {
 	case ReduceNone, "":
 		return xtr, xte, p, nil

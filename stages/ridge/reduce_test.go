@@ -14,8 +14,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/voxflow/voxflow/stages/artifact"
+
+	"github.com/voxflow/voxflow/internal/npy"
 	"github.com/voxflow/voxflow/stages"
-	"github.com/voxflow/voxflow/stages/npy"
 )
 
 func TestParseReduction(t *testing.T) {
@@ -51,15 +53,15 @@ func TestMapShape(t *testing.T) {
 		{"alexnet", 224, "avgpool", 9216, 256, 6},
 		{"alexnet-mini", 64, "features.12", 256, 64, 2},
 	} {
-		c, hw, err := mapShape(&FeaturesInfo{Arch: tc.arch, ImageSize: tc.size, Layer: tc.layer, Dim: tc.dim})
+		c, hw, err := mapShape(&artifact.Features{Arch: tc.arch, ImageSize: tc.size, Layer: tc.layer, Dim: tc.dim})
 		if err != nil || c != tc.c || hw != tc.hw {
 			t.Errorf("%s %d %s: %d x %d x %d, %v; want %d x %d x %d", tc.arch, tc.size, tc.layer, c, hw, hw, err, tc.c, tc.hw, tc.hw)
 		}
 	}
-	if _, _, err := mapShape(&FeaturesInfo{Arch: "alexnet", ImageSize: 224, Layer: "classifier.1", Dim: 4096}); err == nil || !strings.Contains(err.Error(), "pca:K") {
+	if _, _, err := mapShape(&artifact.Features{Arch: "alexnet", ImageSize: 224, Layer: "classifier.1", Dim: 4096}); err == nil || !strings.Contains(err.Error(), "pca:K") {
 		t.Errorf("pool on a classifier layer: err = %v", err)
 	}
-	if c, hw, err := mapShape(&FeaturesInfo{Layer: "x", Shape: []int{64, 7, 7}, Dim: 3136}); err != nil || c != 64 || hw != 7 {
+	if c, hw, err := mapShape(&artifact.Features{Layer: "x", Shape: []int{64, 7, 7}, Dim: 3136}); err != nil || c != 64 || hw != 7 {
 		t.Errorf("features.json shape: %d, %d, %v", c, hw, err)
 	}
 }
@@ -115,7 +117,7 @@ func TestPCAMatchesSklearn(t *testing.T) {
 			t.Fatalf("sklearn reference: %v\n%s", err, out)
 		}
 		red := reduction{kind: ReducePCA, k: tc.k}
-		tr, te, k, err := red.reduce(context.Background(), &FeaturesInfo{}, xtr, tc.n, xte, tc.nt, tc.p)
+		tr, te, k, err := red.reduce(context.Background(), &artifact.Features{}, xtr, tc.n, xte, tc.nt, tc.p)
 		if err != nil || k != tc.k {
 			t.Fatalf("reduce: %v, width %d", err, k)
 		}
@@ -147,7 +149,7 @@ func TestPCAMatchesSklearn(t *testing.T) {
 		for i := range other {
 			other[i] = xte[i] * 3
 		}
-		tr2, _, _, err := red.reduce(context.Background(), &FeaturesInfo{}, xtr, tc.n, other, tc.nt, tc.p)
+		tr2, _, _, err := red.reduce(context.Background(), &artifact.Features{}, xtr, tc.n, other, tc.nt, tc.p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -159,7 +161,7 @@ func TestPCAMatchesSklearn(t *testing.T) {
 	}
 	// 20 rows of random features have rank 19 once centred.
 	rng := rand.New(rand.NewPCG(6, 6))
-	_, _, _, err := reduction{kind: ReducePCA, k: 25}.reduce(context.Background(), &FeaturesInfo{}, randn(rng, 20*30, 1), 20, nil, 0, 30)
+	_, _, _, err := reduction{kind: ReducePCA, k: 25}.reduce(context.Background(), &artifact.Features{}, randn(rng, 20*30, 1), 20, nil, 0, 30)
 	if err == nil || !strings.Contains(err.Error(), "rank 19") {
 		t.Errorf("pca:25 of 20 rows: err = %v, want one about the rank", err)
 	}
@@ -209,7 +211,7 @@ func TestRunWideLayer(t *testing.T) {
 		writeNpy(t, filepath.Join(wide, "subj01", sp+".npy"), []int{n, p}, x)
 	}
 	writeJSONFile(t, filepath.Join(wide, "features.json"), map[string]any{"net_stage": "wide", "layer": "features.12", "dim": p, "kind": "nsd", "shape": []int{64, 7, 7}})
-	run := func(reduce string, inputs ...stages.Artifact) (*Metrics, string, error) {
+	run := func(reduce string, inputs ...stages.Artifact) (*artifact.Metrics, string, error) {
 		out := t.TempDir()
 		var log bytes.Buffer
 		req := &stages.Request{
@@ -222,7 +224,7 @@ func TestRunWideLayer(t *testing.T) {
 		if err := New().Run(context.Background(), req); err != nil {
 			return nil, log.String(), err
 		}
-		var m Metrics
+		var m artifact.Metrics
 		b, err := os.ReadFile(filepath.Join(out, "metrics.json"))
 		if err != nil {
 			return nil, "", err

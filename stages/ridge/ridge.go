@@ -50,8 +50,8 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/voxflow/voxflow/internal/linalg"
 	"github.com/voxflow/voxflow/stages"
-	"github.com/voxflow/voxflow/stages/linalg"
 )
 
 // Version changes whenever the outputs for the same inputs change.

@@ -11,8 +11,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/voxflow/voxflow/stages/artifact"
+
+	"github.com/voxflow/voxflow/internal/npy"
 	"github.com/voxflow/voxflow/stages"
-	"github.com/voxflow/voxflow/stages/npy"
 )
 
 type testROI struct {
@@ -179,7 +181,7 @@ func TestRunEndToEnd(t *testing.T) {
 	if err := New().Run(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
-	var m Metrics
+	var m artifact.Metrics
 	b, err := os.ReadFile(filepath.Join(out, "metrics.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -270,7 +272,7 @@ func TestRunEndToEnd(t *testing.T) {
 func TestRunSelectsROIAndChecksBaseline(t *testing.T) {
 	root := t.TempDir()
 	dataDir, arts := writeFixture(t, root)
-	run := func(over map[string]any) (*Metrics, error) {
+	run := func(over map[string]any) (*artifact.Metrics, error) {
 		out := t.TempDir()
 		req := &stages.Request{
 			Inputs:   map[string][]stages.Artifact{"data": {{Path: dataDir}}, "features": arts},
@@ -282,7 +284,7 @@ func TestRunSelectsROIAndChecksBaseline(t *testing.T) {
 		if err := New().Run(context.Background(), req); err != nil {
 			return nil, err
 		}
-		var m Metrics
+		var m artifact.Metrics
 		b, _ := os.ReadFile(filepath.Join(out, "metrics.json"))
 		return &m, json.Unmarshal(b, &m)
 	}
@@ -343,7 +345,7 @@ func TestRunTwoSubjects(t *testing.T) {
 	if err := New().Run(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
-	var m Metrics
+	var m artifact.Metrics
 	b, _ := os.ReadFile(filepath.Join(out, "metrics.json"))
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)

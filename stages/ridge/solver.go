@@ -8,7 +8,7 @@ import (
 	"sync"
 	"unsafe"
 
-	"github.com/voxflow/voxflow/stages/linalg"
+	"github.com/voxflow/voxflow/internal/linalg"
 )
 
 // Score names how cross-validation ranks alphas for a voxel.

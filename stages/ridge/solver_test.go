@@ -11,8 +11,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/voxflow/voxflow/stages/linalg"
-	"github.com/voxflow/voxflow/stages/npy"
+	"github.com/voxflow/voxflow/internal/stats"
+
+	"github.com/voxflow/voxflow/internal/linalg"
+	"github.com/voxflow/voxflow/internal/npy"
 	"gonum.org/v1/gonum/mat"
 )
 
@@ -439,8 +441,8 @@ func TestFloat32MatchesFloat64AtEveryAlpha(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r32 := PearsonCols(m32.Pred, f32(yte), tc.nt, nv)
-			r64 := PearsonCols(m64.Pred, widen(f32(yte)), tc.nt, nv)
+			r32 := stats.PearsonCols(m32.Pred, f32(yte), tc.nt, nv)
+			r64 := stats.PearsonCols(m64.Pred, widen(f32(yte)), tc.nt, nv)
 			worst := 0.0
 			for c := range r32 {
 				d := math.Abs(r32[c] - r64[c])
@@ -507,13 +509,13 @@ func TestParityWithNumpyReference(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
-						alpha, r = m.Alpha, PearsonCols(m.Pred, f32(yte), nt, v)
+						alpha, r = m.Alpha, stats.PearsonCols(m.Pred, f32(yte), nt, v)
 					} else {
 						m, err := FitCV(context.Background(), xtr, n, p, ytr, v, v, xte, nt, cfg)
 						if err != nil {
 							t.Fatal(err)
 						}
-						alpha, r = m.Alpha, PearsonCols(m.Pred, yte, nt, v)
+						alpha, r = m.Alpha, stats.PearsonCols(m.Pred, yte, nt, v)
 					}
 					same, worst := 0, 0.0
 					distinct := map[float64]bool{}

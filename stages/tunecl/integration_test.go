@@ -6,12 +6,14 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/voxflow/voxflow/stages/artifact"
+
+	"github.com/voxflow/voxflow/internal/network"
+	"github.com/voxflow/voxflow/stages/artifact/artifacttest"
+	"github.com/voxflow/voxflow/internal/npy"
 	"github.com/voxflow/voxflow/stages"
 	"github.com/voxflow/voxflow/stages/data"
 	"github.com/voxflow/voxflow/stages/features"
-	"github.com/voxflow/voxflow/stages/network"
-	"github.com/voxflow/voxflow/stages/network/nettest"
-	"github.com/voxflow/voxflow/stages/npy"
 )
 
 func runStage(t *testing.T, s stages.Stage, inputs map[string][]stages.Artifact, over stages.Params) string {
@@ -41,10 +43,10 @@ func TestOnSyntheticDataStage(t *testing.T) {
 	})
 	dataset := filepath.Join(dataOut, data.OutputPort)
 	netDir := filepath.Join(t.TempDir(), "net")
-	if err := nettest.WriteNet(netDir, network.Mini(1000), 1); err != nil {
+	if err := artifacttest.WriteNet(netDir, network.Mini(1000), 1); err != nil {
 		t.Fatal(err)
 	}
-	m, err := data.ReadManifest(dataset)
+	m, err := artifact.ReadManifest(dataset)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,11 +57,11 @@ func TestOnSyntheticDataStage(t *testing.T) {
 		"data": {{Path: dataset, Stage: "data"}},
 		"net":  {{Path: filepath.Join(tuned, "net"), Stage: "tune_cl", Labels: map[string]string{"roi": "FFA-1"}}},
 	}, nil)
-	sm, err := data.ReadSubjectManifest(filepath.Join(dataset, m.Subjects[0]))
+	sm, err := artifact.ReadSubjectManifest(filepath.Join(dataset, m.Subjects[0]))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, sp := range data.Splits() {
+	for _, sp := range artifact.Splits() {
 		a, err := npy.ReadFileExact[float32](filepath.Join(feats, "features", m.Subjects[0], sp+".npy"))
 		if err != nil {
 			t.Fatal(err)

@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 
+	"github.com/voxflow/voxflow/stages/training"
+
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // graph code reads best unqualified
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 
+	"github.com/voxflow/voxflow/internal/network"
 	"github.com/voxflow/voxflow/stages"
-	"github.com/voxflow/voxflow/stages/network"
 )
 
 // Kind is the stage kind name.
@@ -24,28 +26,26 @@ type stage struct{}
 // New returns the tune-cl stage kind.
 func New() stages.Stage { return stage{} }
 
-func f64p(v float64) *float64 { return &v }
-
 // Describe implements stages.Stage.
 func (stage) Describe() stages.Description {
 	params := []stages.ParamSpec{
 		{Name: "subject", Type: stages.TypeString, Default: "", Doc: "subject to tune on (\"\" = the artifact's only subject)"},
 		{Name: "roi", Type: stages.TypeString, Default: "", Doc: "ROI whose responses the network is tuned to (required; usually bound by foreach)"},
-		{Name: "temperature", Type: stages.TypeFloat, Default: 0.1, Min: f64p(1e-6), Doc: "tau in Eq. 1"},
-		{Name: "v1", Type: stages.TypeInt, Default: int64(512), Min: f64p(1), Doc: "shared latent width of g_A and g_Y (clamped to the ROI's voxels)"},
-		{Name: "v2", Type: stages.TypeInt, Default: int64(128), Min: f64p(1), Doc: "projection width of g_H (clamped to v1)"},
+		{Name: "temperature", Type: stages.TypeFloat, Default: 0.1, Min: stages.Bound(1e-6), Doc: "tau in Eq. 1"},
+		{Name: "v1", Type: stages.TypeInt, Default: int64(512), Min: stages.Bound(1), Doc: "shared latent width of g_A and g_Y (clamped to the ROI's voxels)"},
+		{Name: "v2", Type: stages.TypeInt, Default: int64(128), Min: stages.Bound(1), Doc: "projection width of g_H (clamped to v1)"},
 		{Name: "denominator", Type: stages.TypeString, Default: network.DenomDecoupled,
 			Enum: []string{network.DenomDecoupled, network.DenomSimCLR}, Doc: "decoupled: sum over j != i (Eq. 1); simclr: keep the positive"},
 		{Name: "symmetric", Type: stages.TypeBool, Default: false, Doc: "average the y-anchored loss with the x-anchored one"},
 	}
-	params = append(params, network.TrainParams(20, 1024, 1e-4)...)
-	params = append(params, network.BackboneLRParam(1))
+	params = append(params, training.TrainParams(20, 1024, 1e-4)...)
+	params = append(params, training.BackboneLRParam(1))
 	return stages.Description{
 		Kind: Kind, Version: "2",
 		Doc:     "fine-tune AlexNet to one ROI with the contrastive loss of the poster (Eq. 1)",
 		Params:  params,
-		Inputs:  network.TuneInputs(),
-		Outputs: network.TuneOutputs(),
+		Inputs:  training.TuneInputs(),
+		Outputs: training.TuneOutputs(),
 		Isolate: "process",
 	}
 }
@@ -53,7 +53,7 @@ func (stage) Describe() stages.Description {
 // Run implements stages.Stage.
 func (stage) Run(ctx context.Context, req *stages.Request) error {
 	p := req.Params
-	cfg, init, d, err := network.LoadTuneInputs(Kind, req)
+	cfg, init, d, err := training.LoadTuneInputs(Kind, req)
 	if err != nil {
 		return err
 	}
@@ -66,7 +66,7 @@ func (stage) Run(ctx context.Context, req *stages.Request) error {
 		fmt.Fprintf(req.Log, "warning: v2 %d > v1 %d; using v2 = %d\n", head.V2, head.V1, head.V1)
 		head.V2 = head.V1
 	}
-	tc := network.TrainConfigFrom(p)
+	tc := training.TrainConfigFrom(p)
 	backend, err := network.NewBackend(p.String("backend"))
 	if err != nil {
 		return err
@@ -78,23 +78,23 @@ func (stage) Run(ctx context.Context, req *stages.Request) error {
 	for k, v := range head.InitWeights(tc.Seed) {
 		w[k] = v
 	}
-	tc.LRScale = network.BackboneLRScale(cfg, p.Float("backbone_lr_scale"))
+	tc.LRScale = training.BackboneLRScale(cfg, p.Float("backbone_lr_scale"))
 	obj := Objective(cfg, head, d, p.Float("temperature"), p.String("denominator"), p.Bool("symmetric"), p.Float("dropout"))
 	fmt.Fprintf(req.Log, "%s: subject %s roi %s: %d voxels, %d train / %d val images, %s %dpx, head %d->%d\n",
 		req.Instance, d.Subject, d.ROI, d.V, d.Train.N, d.Val.N, cfg.Arch, cfg.ImageSize, head.V1, head.V2)
-	res, err := network.Fit(ctx, backend, obj, w, d.Train.N, d.Val.N, tc, network.ProgressReporter(req.Progress), req.Log)
+	res, err := network.Fit(ctx, backend, obj, w, d.Train.N, d.Val.N, tc, training.ProgressReporter(req.Progress), req.Log)
 	if err != nil {
 		return fmt.Errorf("%s: %w", req.Instance, err)
 	}
 	out := cfg
 	out.Extra = map[string]any{"tuned_by": Kind, "subject": d.Subject, "roi": d.ROI, "init": req.Inputs["init"][0].Stage}
-	resolved := network.ResolvedParams(p)
+	resolved := training.ResolvedParams(p)
 	resolved["subject"], resolved["roi"], resolved["v1"], resolved["v2"] = d.Subject, d.ROI, head.V1, head.V2
 	resolved["net"] = cfg
 	resolved["voxels"] = d.V
 	resolved["n_train"], resolved["n_val"] = d.Train.N, d.Val.N
 	resolved["batch_size"] = min(tc.BatchSize, d.Train.N)
-	return network.WriteRunOutputs(req.OutDir, network.RunOutputs{
+	return training.WriteRunOutputs(req.OutDir, training.RunOutputs{
 		Net: out, Result: res, Resolved: resolved, Title: fmt.Sprintf("tune-cl %s %s", d.Subject, d.ROI),
 		Head: network.Subset(res.Best, append(head.Params(), head.State()...)),
 	})
@@ -102,7 +102,7 @@ func (stage) Run(ctx context.Context, req *stages.Request) error {
 
 // Objective is the CL training objective for one ROI: f_A (the network)
 // then the head, Eq. 1 on each batch.
-func Objective(cfg network.Config, head network.Head, d *network.ROIData, tau float64, denom string, symmetric bool, dropout float64) network.Objective {
+func Objective(cfg network.Config, head network.Head, d *training.ROIData, tau float64, denom string, symmetric bool, dropout float64) network.Objective {
 	return network.Objective{
 		Trainable: append(cfg.Params(), head.Params()...),
 		State:     head.State(),

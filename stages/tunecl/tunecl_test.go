@@ -8,9 +8,11 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/voxflow/voxflow/stages/artifact"
+
+	"github.com/voxflow/voxflow/internal/network"
 	"github.com/voxflow/voxflow/stages"
-	"github.com/voxflow/voxflow/stages/network"
-	"github.com/voxflow/voxflow/stages/network/nettest"
+	"github.com/voxflow/voxflow/stages/artifact/artifacttest"
 )
 
 func request(t *testing.T, s stages.Stage, dataDir, netDir string, over stages.Params) *stages.Request {
@@ -35,10 +37,10 @@ func request(t *testing.T, s stages.Stage, dataDir, netDir string, over stages.P
 func TestRunLowersLoss(t *testing.T) {
 	root := t.TempDir()
 	dataDir, netDir := filepath.Join(root, "data"), filepath.Join(root, "net")
-	if err := nettest.WriteNSD(dataDir, 64, nettest.NSDSizes{Train: 64, Val: 32, Test: 16}, []string{"V1v"}, 24, 1); err != nil {
+	if err := artifacttest.WriteNSD(dataDir, 64, artifacttest.NSDSizes{Train: 64, Val: 32, Test: 16}, []string{"V1v"}, 24, 1); err != nil {
 		t.Fatal(err)
 	}
-	if err := nettest.WriteNet(netDir, network.Mini(1000), 2); err != nil {
+	if err := artifacttest.WriteNet(netDir, network.Mini(1000), 2); err != nil {
 		t.Fatal(err)
 	}
 	req := request(t, New(), dataDir, netDir, stages.Params{
@@ -66,14 +68,14 @@ func TestRunLowersLoss(t *testing.T) {
 	if !(last < first) {
 		t.Errorf("training loss did not drop: %v -> %v", first, last)
 	}
-	cfg, w, err := network.LoadNet(filepath.Join(req.OutDir, "net"))
+	cfg, w, err := artifact.LoadNet(filepath.Join(req.OutDir, "net"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Extra["roi"] != "V1v" || cfg.Arch != network.ArchMini {
 		t.Errorf("net config %+v", cfg)
 	}
-	_, w0, _ := network.LoadNet(netDir)
+	_, w0, _ := artifact.LoadNet(netDir)
 	if w["features.0.weight"].Data[0] == w0["features.0.weight"].Data[0] {
 		t.Error("f_A weights unchanged by training")
 	}

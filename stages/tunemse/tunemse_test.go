@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/voxflow/voxflow/stages/artifact"
+
+	"github.com/voxflow/voxflow/internal/network"
 	"github.com/voxflow/voxflow/stages"
-	"github.com/voxflow/voxflow/stages/network"
-	"github.com/voxflow/voxflow/stages/network/nettest"
+	"github.com/voxflow/voxflow/stages/artifact/artifacttest"
 )
 
 func run(t *testing.T, dataDir, netDir string, over stages.Params) string {
@@ -60,10 +62,10 @@ func curve(t *testing.T, dir string) []network.EpochStats {
 func TestRunLowersLossDeterministically(t *testing.T) {
 	root := t.TempDir()
 	dataDir, netDir := filepath.Join(root, "data"), filepath.Join(root, "net")
-	if err := nettest.WriteNSD(dataDir, 64, nettest.NSDSizes{Train: 64, Val: 32, Test: 16}, []string{"FFA-1"}, 20, 1); err != nil {
+	if err := artifacttest.WriteNSD(dataDir, 64, artifacttest.NSDSizes{Train: 64, Val: 32, Test: 16}, []string{"FFA-1"}, 20, 1); err != nil {
 		t.Fatal(err)
 	}
-	if err := nettest.WriteNet(netDir, network.Mini(1000), 2); err != nil {
+	if err := artifacttest.WriteNet(netDir, network.Mini(1000), 2); err != nil {
 		t.Fatal(err)
 	}
 	params := stages.Params{
@@ -85,12 +87,12 @@ func TestRunLowersLossDeterministically(t *testing.T) {
 			t.Errorf("epoch %d differs between identical runs: %+v vs %+v", i+1, ca[i], cb[i])
 		}
 	}
-	_, wa, err := network.LoadNet(filepath.Join(a, "net"))
+	_, wa, err := artifact.LoadNet(filepath.Join(a, "net"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, wb, _ := network.LoadNet(filepath.Join(b, "net"))
-	_, wc, _ := network.LoadNet(filepath.Join(c, "net"))
+	_, wb, _ := artifact.LoadNet(filepath.Join(b, "net"))
+	_, wc, _ := artifact.LoadNet(filepath.Join(c, "net"))
 	var diffAB, diffAC float64
 	for k, ta := range wa {
 		for i := range ta.Data {
@@ -117,10 +119,10 @@ func TestRunLowersLossDeterministically(t *testing.T) {
 func TestMissingROIIsAnError(t *testing.T) {
 	root := t.TempDir()
 	dataDir, netDir := filepath.Join(root, "data"), filepath.Join(root, "net")
-	if err := nettest.WriteNSD(dataDir, 64, nettest.NSDSizes{Train: 8, Val: 4, Test: 4}, []string{"V1v"}, 4, 1); err != nil {
+	if err := artifacttest.WriteNSD(dataDir, 64, artifacttest.NSDSizes{Train: 8, Val: 4, Test: 4}, []string{"V1v"}, 4, 1); err != nil {
 		t.Fatal(err)
 	}
-	if err := nettest.WriteNet(netDir, network.Mini(10), 2); err != nil {
+	if err := artifacttest.WriteNet(netDir, network.Mini(10), 2); err != nil {
 		t.Fatal(err)
 	}
 	p := stages.Params{}

@@ -1,4 +1,4 @@
-package ridge
+package stats
 
 import (
 	"math"
@@ -6,7 +6,7 @@ import (
 	"slices"
 	"sort"
 
-	"github.com/voxflow/voxflow/stages/linalg"
+	"github.com/voxflow/voxflow/internal/linalg"
 	"gonum.org/v1/gonum/stat/distuv"
 )
 
@@ -236,7 +236,7 @@ func TTest1Samp(x []float64) (t, p float64, df int, ok bool) {
 	if n < 2 {
 		return 0, 0, 0, false
 	}
-	m := mean(x)
+	m := Mean(x)
 	ss := 0.0
 	for _, v := range x {
 		ss += (v - m) * (v - m)
@@ -251,7 +251,7 @@ func TTest1Samp(x []float64) (t, p float64, df int, ok bool) {
 	return t, math.Min(p, 1), n - 1, true
 }
 
-// SignFlipP is the two-sided sign-flip permutation p-value of mean(x)
+// SignFlipP is the two-sided sign-flip permutation p-value of Mean(x)
 // against zero: the share of the 2^n sign assignments whose |mean| is at
 // least the observed one (the observed assignment included, so p >= 2^-n;
 // with 3 subjects p is never below 0.125). Exact for n <= 20; beyond, 2^20
@@ -301,4 +301,21 @@ func SignFlipP(x []float64) float64 {
 		}
 	}
 	return float64(k+1) / float64(b+1)
+}
+
+// Mean is the arithmetic mean of x (0 for none).
+func Mean(x []float64) float64 {
+	if len(x) == 0 {
+		return 0
+	}
+	s := 0.0
+	for _, v := range x {
+		s += v
+	}
+	return s / float64(len(x))
+}
+
+// CI95 is the percentile 95% interval [2.5%, 97.5%] of bootstrap values.
+func CI95(boot []float64) []float64 {
+	return []float64{Percentile(boot, 2.5), Percentile(boot, 97.5)}
 }

@@ -1,9 +1,10 @@
-package network
+package training
 
 import (
 	"fmt"
 
-	"github.com/voxflow/voxflow/stages/data"
+	"github.com/voxflow/voxflow/internal/network"
+	"github.com/voxflow/voxflow/stages/artifact"
 )
 
 // ROISplit is one split of one subject's images and one ROI's responses,
@@ -25,12 +26,12 @@ type ROIData struct {
 // ResolveSubject picks the subject a stage instance works on: the param
 // when set, else the artifact's only subject.
 func ResolveSubject(dataset, subject string) (string, error) {
-	m, err := data.ReadManifest(dataset)
+	m, err := artifact.ReadManifest(dataset)
 	if err != nil {
 		return "", err
 	}
-	if m.Kind != data.KindNSD {
-		return "", fmt.Errorf("data artifact %s: kind %q, want %q (fMRI responses)", dataset, m.Kind, data.KindNSD)
+	if m.Kind != artifact.KindNSD {
+		return "", fmt.Errorf("data artifact %s: kind %q, want %q (fMRI responses)", dataset, m.Kind, artifact.KindNSD)
 	}
 	if subject != "" {
 		for _, s := range m.Subjects {
@@ -60,24 +61,24 @@ func LoadROIData(dataset, subject, roi string, size int) (*ROIData, error) {
 	for _, sp := range []struct {
 		name string
 		dst  *ROISplit
-	}{{data.SplitTrain, &d.Train}, {data.SplitVal, &d.Val}} {
-		img, err := data.LoadImages(dataset, subject, sp.name)
+	}{{artifact.SplitTrain, &d.Train}, {artifact.SplitVal, &d.Val}} {
+		img, err := artifact.LoadImages(dataset, subject, sp.name)
 		if err != nil {
 			return nil, err
 		}
-		vox, err := data.LoadROI(dataset, subject, sp.name, roi)
+		vox, err := artifact.LoadROI(dataset, subject, sp.name, roi)
 		if err != nil {
 			return nil, err
 		}
 		n := img.Shape[0]
 		if vox.Shape[0] != n {
-			return nil, fmt.Errorf("%s: %d response rows for %d images", data.ROIPath(dataset, subject, sp.name, roi), vox.Shape[0], n)
+			return nil, fmt.Errorf("%s: %d response rows for %d images", artifact.ROIPath(dataset, subject, sp.name, roi), vox.Shape[0], n)
 		}
 		if img.Shape[2] != img.Shape[3] {
-			return nil, fmt.Errorf("%s: images %dx%d, want square", data.ImagesPath(dataset, subject, sp.name), img.Shape[2], img.Shape[3])
+			return nil, fmt.Errorf("%s: images %dx%d, want square", artifact.ImagesPath(dataset, subject, sp.name), img.Shape[2], img.Shape[3])
 		}
 		d.V = vox.Shape[1]
-		*sp.dst = ROISplit{N: n, Images: ResizeImages(img.Data, n, img.Shape[2], size), Voxels: vox.Data}
+		*sp.dst = ROISplit{N: n, Images: network.ResizeImages(img.Data, n, img.Shape[2], size), Voxels: vox.Data}
 	}
 	return d, nil
 }
@@ -92,17 +93,17 @@ type ClassSplit struct {
 // LoadClassSplit reads one split of a classification data artifact,
 // resizing images to size.
 func LoadClassSplit(dataset, split string, size int) (*ClassSplit, error) {
-	img, err := data.LoadImages(dataset, "", split)
+	img, err := artifact.LoadImages(dataset, "", split)
 	if err != nil {
 		return nil, err
 	}
-	lab, err := data.LoadLabels(dataset, split)
+	lab, err := artifact.LoadLabels(dataset, split)
 	if err != nil {
 		return nil, err
 	}
 	n := img.Shape[0]
 	if len(lab) != n {
-		return nil, fmt.Errorf("%s: %d labels for %d images", data.LabelsPath(dataset, split), len(lab), n)
+		return nil, fmt.Errorf("%s: %d labels for %d images", artifact.LabelsPath(dataset, split), len(lab), n)
 	}
-	return &ClassSplit{N: n, Images: ResizeImages(img.Data, n, img.Shape[2], size), Labels: lab}, nil
+	return &ClassSplit{N: n, Images: network.ResizeImages(img.Data, n, img.Shape[2], size), Labels: lab}, nil
 }

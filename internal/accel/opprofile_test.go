@@ -18,8 +18,8 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 
-	"github.com/voxflow/voxflow/stages/accel"
-	"github.com/voxflow/voxflow/stages/network"
+	"github.com/voxflow/voxflow/internal/accel"
+	"github.com/voxflow/voxflow/internal/network"
 )
 
 // opProfileEnv asks TestOpProfile for a per-op profile of a network step:

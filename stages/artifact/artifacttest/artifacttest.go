@@ -1,8 +1,8 @@
-// Package nettest writes small artifacts in voxflow's conventional layouts
+// Package artifacttest writes small artifacts in voxflow's conventional layouts
 // (NSD-like and classification data, network directories) for the tests of
 // the network stages. The data carry a planted, learnable signal so that
 // tests can check that training lowers the loss.
-package nettest
+package artifacttest
 
 import (
 	"encoding/json"
@@ -12,9 +12,10 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/voxflow/voxflow/stages/data"
-	"github.com/voxflow/voxflow/stages/network"
-	"github.com/voxflow/voxflow/stages/npy"
+	"github.com/voxflow/voxflow/stages/artifact"
+
+	"github.com/voxflow/voxflow/internal/network"
+	"github.com/voxflow/voxflow/internal/npy"
 )
 
 // NSDSizes are the split sizes WriteNSD writes.
@@ -66,27 +67,27 @@ func images(rng *rand.Rand, n, s int) ([]uint8, [][]float64) {
 func WriteNSD(dir string, size int, sz NSDSizes, rois []string, v int, seed uint64) error {
 	rng := rand.New(rand.NewPCG(seed, 42))
 	subj := "subj01"
-	splits := map[string]int{data.SplitTrain: sz.Train, data.SplitVal: sz.Val, data.SplitTest: sz.Test}
+	splits := map[string]int{artifact.SplitTrain: sz.Train, artifact.SplitVal: sz.Val, artifact.SplitTest: sz.Test}
 	feats := map[string][][]float64{}
-	for _, sp := range data.Splits() {
+	for _, sp := range artifact.Splits() {
 		img, f := images(rng, splits[sp], size)
 		feats[sp] = f
 		if err := os.MkdirAll(filepath.Join(dir, subj, sp, "roi"), 0o755); err != nil {
 			return err
 		}
-		if err := npy.WriteFile(data.ImagesPath(dir, subj, sp), []int{splits[sp], 3, size, size}, img); err != nil {
+		if err := npy.WriteFile(artifact.ImagesPath(dir, subj, sp), []int{splits[sp], 3, size, size}, img); err != nil {
 			return err
 		}
 	}
-	var infos []data.ROIInfo
+	var infos []artifact.ROIInfo
 	for _, roi := range rois {
-		infos = append(infos, data.ROIInfo{Name: roi, Family: "prf-visualrois", Group: "early", VoxelsLH: v / 2, VoxelsRH: v - v/2})
+		infos = append(infos, artifact.ROIInfo{Name: roi, Family: "prf-visualrois", Group: "early", VoxelsLH: v / 2, VoxelsRH: v - v/2})
 		w := make([]float64, 12*v)
 		for i := range w {
 			w[i] = rng.NormFloat64()
 		}
 		resp := map[string][]float64{}
-		for _, sp := range data.Splits() {
+		for _, sp := range artifact.Splits() {
 			r := make([]float64, splits[sp]*v)
 			for i, f := range feats[sp] {
 				for j := range v {
@@ -100,7 +101,7 @@ func WriteNSD(dir string, size int, sz NSDSizes, rois []string, v int, seed uint
 			resp[sp] = r
 		}
 		mean, std := make([]float64, v), make([]float64, v)
-		tr := resp[data.SplitTrain]
+		tr := resp[artifact.SplitTrain]
 		for j := range v {
 			for i := range sz.Train {
 				mean[j] += tr[i*v+j] / float64(sz.Train)
@@ -110,29 +111,29 @@ func WriteNSD(dir string, size int, sz NSDSizes, rois []string, v int, seed uint
 			}
 			std[j] = math.Sqrt(std[j])
 		}
-		for _, sp := range data.Splits() {
+		for _, sp := range artifact.Splits() {
 			out := make([]float32, len(resp[sp]))
 			for i := range out {
 				j := i % v
 				out[i] = float32((resp[sp][i] - mean[j]) / std[j])
 			}
-			if err := npy.WriteFile(data.ROIPath(dir, subj, sp, roi), []int{splits[sp], v}, out); err != nil {
+			if err := npy.WriteFile(artifact.ROIPath(dir, subj, sp, roi), []int{splits[sp], v}, out); err != nil {
 				return err
 			}
 		}
 	}
 	ids := map[string][]int{}
 	next := 0
-	for _, sp := range data.Splits() {
+	for _, sp := range artifact.Splits() {
 		for range splits[sp] {
 			ids[sp] = append(ids[sp], next)
 			next++
 		}
 	}
-	if err := writeJSON(filepath.Join(dir, "manifest.json"), data.Manifest{Kind: data.KindNSD, Source: "nettest", Subjects: []string{subj}, ImageSize: size}); err != nil {
+	if err := writeJSON(filepath.Join(dir, "manifest.json"), artifact.Manifest{Kind: artifact.KindNSD, Source: "nettest", Subjects: []string{subj}, ImageSize: size}); err != nil {
 		return err
 	}
-	return writeJSON(filepath.Join(dir, subj, "manifest.json"), data.SubjectManifest{
+	return writeJSON(filepath.Join(dir, subj, "manifest.json"), artifact.SubjectManifest{
 		Subject: subj, ROIs: infos, NSDIDs: ids, Splits: splits, Sources: map[string]string{}, TestSplit: "holdout", ImageSize: size,
 	})
 }
@@ -145,10 +146,10 @@ func WriteClassification(dir string, size, k int, sz NSDSizes, seed uint64) erro
 	for i := range classes {
 		classes[i] = fmt.Sprintf("class%d", i)
 	}
-	counts := map[string]int{data.SplitTrain: sz.Train, data.SplitVal: sz.Val, data.SplitTest: sz.Test}
+	counts := map[string]int{artifact.SplitTrain: sz.Train, artifact.SplitVal: sz.Val, artifact.SplitTest: sz.Test}
 	// Splits in a fixed order: they share one RNG, so map order would make
 	// the images differ from run to run.
-	for _, sp := range data.Splits() {
+	for _, sp := range artifact.Splits() {
 		n := counts[sp]
 		img := make([]uint8, n*3*size*size)
 		lab := make([]int32, n)
@@ -172,17 +173,17 @@ func WriteClassification(dir string, size, k int, sz NSDSizes, seed uint64) erro
 		if err := os.MkdirAll(filepath.Join(dir, sp), 0o755); err != nil {
 			return err
 		}
-		if err := npy.WriteFile(data.ImagesPath(dir, "", sp), []int{n, 3, size, size}, img); err != nil {
+		if err := npy.WriteFile(artifact.ImagesPath(dir, "", sp), []int{n, 3, size, size}, img); err != nil {
 			return err
 		}
-		if err := npy.WriteFile(data.LabelsPath(dir, sp), []int{n}, lab); err != nil {
+		if err := npy.WriteFile(artifact.LabelsPath(dir, sp), []int{n}, lab); err != nil {
 			return err
 		}
 	}
-	return writeJSON(filepath.Join(dir, "manifest.json"), data.Manifest{Kind: data.KindClassification, Source: "nettest", Classes: classes, ImageSize: size})
+	return writeJSON(filepath.Join(dir, "manifest.json"), artifact.Manifest{Kind: artifact.KindClassification, Source: "nettest", Classes: classes, ImageSize: size})
 }
 
 // WriteNet writes a randomly initialised network artifact for cfg.
 func WriteNet(dir string, cfg network.Config, seed uint64) error {
-	return network.SaveNet(dir, cfg, cfg.InitWeights(seed))
+	return artifact.SaveNet(dir, cfg, cfg.InitWeights(seed))
 }

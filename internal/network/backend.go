@@ -5,7 +5,7 @@ import (
 
 	"github.com/gomlx/gomlx/backends"
 
-	"github.com/voxflow/voxflow/stages/accel"
+	"github.com/voxflow/voxflow/internal/accel"
 )
 
 // Backend names accepted by the training and features stages.

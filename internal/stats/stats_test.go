@@ -1,4 +1,4 @@
-package ridge
+package stats
 
 import (
 	"fmt"
@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/voxflow/voxflow/stages/npy"
+	"github.com/voxflow/voxflow/internal/npy"
 )
 
 // TestStatsMatchScipy checks Wilcoxon (with ties and zeros) against
@@ -105,5 +105,21 @@ func TestBootstrapMeanR(t *testing.T) {
 	}
 	if q := Percentile([]float64{3, 1, 2, 4}, 25); q != 1.75 {
 		t.Errorf("Percentile 25 of 1..4 = %g, numpy says 1.75", q)
+	}
+}
+
+func assertRelClose(t *testing.T, name string, got, want []float64, tol float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", name, len(got), len(want))
+	}
+	scale := 0.0
+	for _, w := range want {
+		scale = math.Max(scale, math.Abs(w))
+	}
+	for i := range want {
+		if d := math.Abs(got[i] - want[i]); d > tol*scale {
+			t.Fatalf("%s[%d] = %.12g, reference %.12g (rel diff %.2g)", name, i, got[i], want[i], d/scale)
+		}
 	}
 }

@@ -1,14 +1,14 @@
-package data
+package artifact
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 
-	"github.com/voxflow/voxflow/stages/npy"
+	"github.com/voxflow/voxflow/internal/jsonfile"
+	"github.com/voxflow/voxflow/internal/npy"
 )
 
 // Dataset kinds in manifest.json.
@@ -137,7 +137,7 @@ func (m *SubjectManifest) ROI(name string) (ROIInfo, bool) {
 // ReadManifest reads dir/manifest.json of a data artifact.
 func ReadManifest(dir string) (*Manifest, error) {
 	var m Manifest
-	if err := readJSON(filepath.Join(dir, "manifest.json"), &m); err != nil {
+	if err := jsonfile.Read(filepath.Join(dir, "manifest.json"), &m); err != nil {
 		return nil, err
 	}
 	if m.Kind != KindNSD && m.Kind != KindClassification {
@@ -150,32 +150,10 @@ func ReadManifest(dir string) (*Manifest, error) {
 // directory inside an NSD-like data artifact (dataset/subj01).
 func ReadSubjectManifest(dir string) (*SubjectManifest, error) {
 	var m SubjectManifest
-	if err := readJSON(filepath.Join(dir, "manifest.json"), &m); err != nil {
+	if err := jsonfile.Read(filepath.Join(dir, "manifest.json"), &m); err != nil {
 		return nil, err
 	}
 	return &m, nil
-}
-
-func readJSON(path string, v any) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("parse %s: %w", path, err)
-	}
-	return nil
-}
-
-func writeJSON(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", path, err)
-	}
-	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
 
 // ImagesPath is the images.npy of a split: dataset/subject/split/images.npy
