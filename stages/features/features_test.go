@@ -50,7 +50,7 @@ func TestNSDFeaturesMatchDirectForward(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := run(t, dataDir, netDir, stages.Params{"batch_size": int64(5)})
-	var info Info
+	var info artifact.Features
 	b, err := os.ReadFile(filepath.Join(out, "features.json"))
 	if err != nil {
 		t.Fatal(err)
