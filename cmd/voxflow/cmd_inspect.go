@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/voxflow/voxflow/cache"
-	"github.com/voxflow/voxflow/engine/slurm"
 	"github.com/voxflow/voxflow/stages"
 )
 
@@ -115,44 +114,6 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	return clusterJobs(ctx, store, stdout)
-}
-
-// clusterJobs lists Slurm jobs submitted for instances whose outcome is not
-// recorded yet (a detached run, or a run that is still waiting), with their
-// current state.
-func clusterJobs(ctx context.Context, store *cache.Store, w io.Writer) error {
-	files, _ := filepath.Glob(filepath.Join(slurmDir(store), "*", "slurm.json"))
-	var dirs []slurm.KeyDir
-	subs := map[slurm.KeyDir]*slurm.Submission{}
-	for _, f := range files {
-		sub, err := slurm.ReadSubmission(f)
-		if err != nil || sub.Collected {
-			continue
-		}
-		if _, done, err := store.Lookup(ctx, cache.Digest(sub.Key)); err == nil && done {
-			continue
-		}
-		dir := slurm.KeyDir(filepath.Dir(f))
-		dirs = append(dirs, dir)
-		subs[dir] = sub
-	}
-	if len(dirs) == 0 {
-		return nil
-	}
-	states, err := (&slurm.Executor{}).States(ctx, dirs)
-	if err != nil {
-		fmt.Fprintf(w, "\ncluster jobs: cannot read their state: %v\n", err)
-		return nil
-	}
-	sort.Slice(dirs, func(i, j int) bool { return subs[dirs[i]].Instance < subs[dirs[j]].Instance })
-	fmt.Fprintln(w, "\nCLUSTER JOBS (not yet recorded; the next `voxflow run --executor slurm` adopts them)")
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "INSTANCE\tSLURM JOB\tSTATE\tSUBMITTED")
-	for _, d := range dirs {
-		sub := subs[d]
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", sub.Instance, sub.JobID, states[d], sub.Submitted.Local().Format("2006-01-02 15:04:05"))
-	}
-	return tw.Flush()
 }
 
 // findOne resolves an instance name (or prefix) to its newest execution.

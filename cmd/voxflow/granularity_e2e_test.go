@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/voxflow/voxflow/stages/data"
 	"github.com/voxflow/voxflow/internal/npy"
+	"github.com/voxflow/voxflow/stages/data"
 )
 
 // granularitySpec is the demo's data layout at test size, on an Algonauts

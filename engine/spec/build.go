@@ -218,7 +218,7 @@ func buildStage(s *Spec, q *pair, errs *ErrorList) *Stage {
 		if p.val.kind != mapNode {
 			errs.add(p.val.pos, "slurm must be a mapping of sbatch options, got %s", p.val.describe())
 		} else {
-			st.Slurm, _ = p.val.plain().(map[string]any)
+			st.ExecOptions, _ = p.val.plain().(map[string]any)
 			p.val.recordPos(st.FieldPos, "slurm")
 		}
 	}

@@ -150,7 +150,7 @@ func digest(s *Spec, errs *ErrorList) string {
 		stagesOut = append(stagesOut, map[string]any{
 			"name": st.Name, "uses": st.Uses, "inputs": inputs, "with": st.With,
 			"foreach": foreach, "retries": st.Retries, "timeout": int64(st.Timeout),
-			"isolate": st.Isolate, "slurm": st.Slurm,
+			"isolate": st.Isolate, "executor": st.ExecOptions,
 			"resources": map[string]any{"cpus": st.Resources.CPUs, "memory_mb": st.Resources.MemoryMB, "gpus": st.Resources.GPUs},
 		})
 	}

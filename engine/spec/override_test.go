@@ -88,8 +88,8 @@ func TestVariantAndSets(t *testing.T) {
 	if st.With["scale"] != 0.2 || st.With["seed"] != int64(11) || st.Retries != 3 || st.Resources.MemoryMB != 2048 {
 		t.Errorf("sets: with %v retries %d resources %+v", st.With, st.Retries, st.Resources)
 	}
-	if st.With["note"] != "" || st.Slurm["time"] != "04:00:00" || set.Executor["partition"] != "gpu" {
-		t.Errorf("sets: note %#v slurm %v executor %v", st.With["note"], st.Slurm, set.Executor)
+	if st.With["note"] != "" || st.ExecOptions["time"] != "04:00:00" || set.Executor["partition"] != "gpu" {
+		t.Errorf("sets: note %#v slurm %v executor %v", st.With["note"], st.ExecOptions, set.Executor)
 	}
 	if !reflect.DeepEqual(st.Foreach[0].Values, []any{"a", "b", "c"}) {
 		t.Errorf("foreach = %v", st.Foreach)
@@ -194,8 +194,8 @@ stages:
 	if s.Dir != "/specs/dir" || s.Plugins["pca"] != "/specs/dir/bin/voxflow-pca" || s.Stages[0].Uses != "plugin:/specs/dir/bin/x" {
 		t.Errorf("paths: dir %s plugins %v uses %s", s.Dir, s.Plugins, s.Stages[0].Uses)
 	}
-	if s.Executor["type"] != "slurm" || s.Description != "demo" || s.Stages[2].Slurm["partition"] != "gpu" {
-		t.Errorf("executor %v description %q slurm %v", s.Executor, s.Description, s.Stages[2].Slurm)
+	if s.Executor["type"] != "slurm" || s.Description != "demo" || s.Stages[2].ExecOptions["partition"] != "gpu" {
+		t.Errorf("executor %v description %q slurm %v", s.Executor, s.Description, s.Stages[2].ExecOptions)
 	}
 	if len(s.Digest) != 64 {
 		t.Errorf("digest %q", s.Digest)

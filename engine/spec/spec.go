@@ -75,8 +75,9 @@ type Stage struct {
 	Retries     int
 	Timeout     time.Duration // 0 = none
 	Isolate     string        // "", "inline" or "process", as written
-	// Slurm holds per-stage executor options, raw.
-	Slurm map[string]any
+	// ExecOptions holds the stage's own executor options, raw; the
+	// executor that runs the stage parses them.
+	ExecOptions map[string]any
 	// Pos is the position of the stage's name.
 	Pos Pos
 	// FieldPos holds value positions below the stage: "uses", "with.temperature",
