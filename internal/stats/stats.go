@@ -1,3 +1,7 @@
+// Package stats holds the statistics voxflow reports: Pearson r per
+// column, paired bootstrap over test images, the Wilcoxon signed-rank test
+// (descriptive), one-sample t and exact sign-flip tests over subjects, and
+// the noise-ceiling check. Each is checked against scipy/numpy in tests.
 package stats
 
 import (

@@ -7,12 +7,11 @@ package tunecl
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
+	"io"
 
 	"github.com/voxflow/voxflow/stages/training"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // graph code reads best unqualified
-	"github.com/gomlx/gomlx/pkg/core/tensors"
 
 	"github.com/voxflow/voxflow/internal/network"
 	"github.com/voxflow/voxflow/stages"
@@ -53,50 +52,23 @@ func (stage) Describe() stages.Description {
 // Run implements stages.Stage.
 func (stage) Run(ctx context.Context, req *stages.Request) error {
 	p := req.Params
-	cfg, init, d, err := training.LoadTuneInputs(Kind, req)
-	if err != nil {
-		return err
-	}
-	head := network.Head{In: cfg.NumClasses, Voxels: d.V, V1: p.Int("v1"), V2: p.Int("v2")}
-	if head.V1 > d.V {
-		fmt.Fprintf(req.Log, "warning: v1 %d > %d voxels in %s; using v1 = %d (the poster requires v1 <= v_r)\n", head.V1, d.V, d.ROI, d.V)
-		head.V1 = d.V
-	}
-	if head.V2 > head.V1 {
-		fmt.Fprintf(req.Log, "warning: v2 %d > v1 %d; using v2 = %d\n", head.V2, head.V1, head.V1)
-		head.V2 = head.V1
-	}
-	tc := training.TrainConfigFrom(p)
-	backend, err := network.NewBackend(p.String("backend"))
-	if err != nil {
-		return err
-	}
-	defer backend.Finalize()
-
-	// init is ours alone; adding the head to it avoids a second copy of f_A.
-	w := init
-	for k, v := range head.InitWeights(tc.Seed) {
-		w[k] = v
-	}
-	tc.LRScale = training.BackboneLRScale(cfg, p.Float("backbone_lr_scale"))
-	obj := Objective(cfg, head, d, p.Float("temperature"), p.String("denominator"), p.Bool("symmetric"), p.Float("dropout"))
-	fmt.Fprintf(req.Log, "%s: subject %s roi %s: %d voxels, %d train / %d val images, %s %dpx, head %d->%d\n",
-		req.Instance, d.Subject, d.ROI, d.V, d.Train.N, d.Val.N, cfg.Arch, cfg.ImageSize, head.V1, head.V2)
-	res, err := network.Fit(ctx, backend, obj, w, d.Train.N, d.Val.N, tc, training.ProgressReporter(req.Progress), req.Log)
-	if err != nil {
-		return fmt.Errorf("%s: %w", req.Instance, err)
-	}
-	out := cfg
-	out.Extra = map[string]any{"tuned_by": Kind, "subject": d.Subject, "roi": d.ROI, "init": req.Inputs["init"][0].Stage}
-	resolved := training.ResolvedParams(p)
-	resolved["subject"], resolved["roi"], resolved["v1"], resolved["v2"] = d.Subject, d.ROI, head.V1, head.V2
-	resolved["net"] = cfg
-	resolved["voxels"] = d.V
-	resolved["n_train"], resolved["n_val"] = d.Train.N, d.Val.N
-	resolved["batch_size"] = min(tc.BatchSize, d.Train.N)
-	return training.WriteRunOutputs(req.OutDir, training.RunOutputs{
-		Net: out, Result: res, Resolved: resolved, Title: fmt.Sprintf("tune-cl %s %s", d.Subject, d.ROI),
-		Head: network.Subset(res.Best, append(head.Params(), head.State()...)),
+	return training.Tune(ctx, Kind, req, func(cfg network.Config, d *training.ROIData, tc network.TrainConfig, log io.Writer) (*training.Head, error) {
+		head := network.Head{In: cfg.NumClasses, Voxels: d.V, V1: p.Int("v1"), V2: p.Int("v2")}
+		if head.V1 > d.V {
+			fmt.Fprintf(log, "warning: v1 %d > %d voxels in %s; using v1 = %d (the poster requires v1 <= v_r)\n", head.V1, d.V, d.ROI, d.V)
+			head.V1 = d.V
+		}
+		if head.V2 > head.V1 {
+			fmt.Fprintf(log, "warning: v2 %d > v1 %d; using v2 = %d\n", head.V2, head.V1, head.V1)
+			head.V2 = head.V1
+		}
+		return &training.Head{
+			Init:      head.InitWeights(tc.Seed),
+			Objective: Objective(cfg, head, d, p.Float("temperature"), p.String("denominator"), p.Bool("symmetric"), p.Float("dropout")),
+			Saved:     append(head.Params(), head.State()...),
+			Note:      fmt.Sprintf(", head %d->%d", head.V1, head.V2),
+			Resolved:  map[string]any{"v1": head.V1, "v2": head.V2},
+		}, nil
 	})
 }
 
@@ -115,19 +87,6 @@ func Objective(cfg network.Config, head network.Head, d *training.ROIData, tau f
 			zx, zy, state := head.Project(p, a, batch[1], train)
 			return network.CLLoss(zx, zy, tau, denom, symmetric), state
 		},
-		Batch: func(split string, idx []int, rng *rand.Rand) ([]*tensors.Tensor, error) {
-			s := d.Val
-			if split == "train" {
-				s = d.Train
-			}
-			out := []*tensors.Tensor{
-				network.GatherImages(s.Images, cfg.ImageSize, idx),
-				network.GatherRows(s.Voxels, d.V, idx),
-			}
-			if split == "train" {
-				out = append(out, network.DropoutMasks(rng, cfg, len(idx), dropout)...)
-			}
-			return out, nil
-		},
+		Batch: training.ROIBatches(cfg, d, dropout),
 	}
 }

@@ -5,13 +5,11 @@ package tunemse
 
 import (
 	"context"
-	"fmt"
-	"math/rand/v2"
+	"io"
 
 	"github.com/voxflow/voxflow/stages/training"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // graph code reads best unqualified
-	"github.com/gomlx/gomlx/pkg/core/tensors"
 
 	"github.com/voxflow/voxflow/internal/network"
 	"github.com/voxflow/voxflow/stages"
@@ -48,42 +46,15 @@ func (stage) Describe() stages.Description {
 // Run implements stages.Stage.
 func (stage) Run(ctx context.Context, req *stages.Request) error {
 	p := req.Params
-	cfg, init, d, err := training.LoadTuneInputs(Kind, req)
-	if err != nil {
-		return err
-	}
-	head := network.MSEHead{In: cfg.NumClasses, Voxels: d.V}
-	tc := training.TrainConfigFrom(p)
-	backend, err := network.NewBackend(p.String("backend"))
-	if err != nil {
-		return err
-	}
-	defer backend.Finalize()
-	// init is ours alone; adding the head to it avoids a second copy of f_A.
-	w := init
-	for k, v := range head.InitWeights(tc.Seed) {
-		for i := range v.Data {
-			v.Data[i] *= float32(p.Float("head_init_scale"))
+	return training.Tune(ctx, Kind, req, func(cfg network.Config, d *training.ROIData, tc network.TrainConfig, _ io.Writer) (*training.Head, error) {
+		head := network.MSEHead{In: cfg.NumClasses, Voxels: d.V}
+		init := head.InitWeights(tc.Seed)
+		for _, v := range init {
+			for i := range v.Data {
+				v.Data[i] *= float32(p.Float("head_init_scale"))
+			}
 		}
-		w[k] = v
-	}
-	tc.LRScale = training.BackboneLRScale(cfg, p.Float("backbone_lr_scale"))
-	obj := Objective(cfg, head, d, p.Float("dropout"))
-	fmt.Fprintf(req.Log, "%s: subject %s roi %s: %d voxels, %d train / %d val images, %s %dpx\n",
-		req.Instance, d.Subject, d.ROI, d.V, d.Train.N, d.Val.N, cfg.Arch, cfg.ImageSize)
-	res, err := network.Fit(ctx, backend, obj, w, d.Train.N, d.Val.N, tc, training.ProgressReporter(req.Progress), req.Log)
-	if err != nil {
-		return fmt.Errorf("%s: %w", req.Instance, err)
-	}
-	out := cfg
-	out.Extra = map[string]any{"tuned_by": Kind, "subject": d.Subject, "roi": d.ROI, "init": req.Inputs["init"][0].Stage}
-	resolved := training.ResolvedParams(p)
-	resolved["subject"], resolved["roi"], resolved["net"], resolved["voxels"] = d.Subject, d.ROI, cfg, d.V
-	resolved["n_train"], resolved["n_val"] = d.Train.N, d.Val.N
-	resolved["batch_size"] = min(tc.BatchSize, d.Train.N)
-	return training.WriteRunOutputs(req.OutDir, training.RunOutputs{
-		Net: out, Result: res, Resolved: resolved, Title: fmt.Sprintf("tune-mse %s %s", d.Subject, d.ROI),
-		Head: network.Subset(res.Best, head.Params()),
+		return &training.Head{Init: init, Objective: Objective(cfg, head, d, p.Float("dropout")), Saved: head.Params()}, nil
 	})
 }
 
@@ -100,19 +71,6 @@ func Objective(cfg network.Config, head network.MSEHead, d *training.ROIData, dr
 			a, _ := cfg.Forward(p, network.Normalize(batch[0]), masks, "")
 			return network.MSELoss(head.Predict(p, a), batch[1]), nil
 		},
-		Batch: func(split string, idx []int, rng *rand.Rand) ([]*tensors.Tensor, error) {
-			s := d.Val
-			if split == "train" {
-				s = d.Train
-			}
-			out := []*tensors.Tensor{
-				network.GatherImages(s.Images, cfg.ImageSize, idx),
-				network.GatherRows(s.Voxels, d.V, idx),
-			}
-			if split == "train" {
-				out = append(out, network.DropoutMasks(rng, cfg, len(idx), dropout)...)
-			}
-			return out, nil
-		},
+		Batch: training.ROIBatches(cfg, d, dropout),
 	}
 }
