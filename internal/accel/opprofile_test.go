@@ -1,10 +1,10 @@
 //go:build opprofile
 
-// This driver imports stages/network (which imports this package), so it
+// This driver imports internal/network (which imports this package), so it
 // sits behind a build tag: ordinary test runs of this package never depend
 // on the network package compiling. Run it with
 //
-//	VOXFLOW_OPPROFILE="alexnet-mini train 32 5" go test -tags opprofile -run '^TestOpProfile$' ./stages/accel/
+//	VOXFLOW_OPPROFILE="alexnet-mini train 32 5" go test -tags opprofile -run '^TestOpProfile$' ./internal/accel/
 
 package accel_test
 

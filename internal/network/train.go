@@ -257,16 +257,7 @@ func Fit(ctx context.Context, backend backends.Backend, obj Objective, init Weig
 			if err != nil {
 				return 0, err
 			}
-			args := make([]any, 0, nt+ns+len(batch))
-			for _, t := range params {
-				args = append(args, t)
-			}
-			for _, t := range state {
-				args = append(args, t)
-			}
-			for _, t := range batch {
-				args = append(args, t)
-			}
+			args := execArgs(params, state, batch)
 			out, err := eval.Exec(args...)
 			if err != nil {
 				return 0, fmt.Errorf("validation step: %w", err)
@@ -316,16 +307,7 @@ func Fit(ctx context.Context, backend backends.Backend, obj Objective, init Weig
 			if err != nil {
 				return nil, err
 			}
-			args := make([]any, 0, nt+ns+len(batch))
-			for _, x := range params {
-				args = append(args, x)
-			}
-			for _, x := range state {
-				args = append(args, x)
-			}
-			for _, x := range batch {
-				args = append(args, x)
-			}
+			args := execArgs(params, state, batch)
 			restore := trim.bound()
 			out, err := step.Exec(args...)
 			restore()
@@ -422,4 +404,16 @@ func adamW(param, grad *tensors.Tensor, m, v []float32, h adamHyper) error {
 		return err
 	}
 	return gerr
+}
+
+// execArgs lines up a step's inputs as the compiled graph takes them:
+// trainable parameters, then state, then the batch.
+func execArgs(params, state, batch []*tensors.Tensor) []any {
+	args := make([]any, 0, len(params)+len(state)+len(batch))
+	for _, group := range [][]*tensors.Tensor{params, state, batch} {
+		for _, t := range group {
+			args = append(args, t)
+		}
+	}
+	return args
 }

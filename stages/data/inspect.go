@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -268,7 +270,7 @@ func (s *Summary) WriteText(w io.Writer) error {
 			}
 		}
 		fmt.Fprintf(tw, "\n%s: images %s (test split: %s)\n", sub.Name, strings.Join(parts, ", "), sub.TestSplit)
-		for _, k := range sortedKeys(sub.FMRI) {
+		for _, k := range slices.Sorted(maps.Keys(sub.FMRI)) {
 			fmt.Fprintf(tw, "  %s: %s\n", k, sub.FMRI[k])
 		}
 		fmt.Fprintf(tw, "  ROI\tgroup\tvoxels lh\trh\tnoise ceiling\n")

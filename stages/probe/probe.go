@@ -37,8 +37,6 @@ type Stage struct{}
 // New returns the probe stage kind.
 func New() stages.Stage { return Stage{} }
 
-func fptr(f float64) *float64 { return &f }
-
 // Describe declares the kind.
 func (Stage) Describe() stages.Description {
 	return stages.Description{
@@ -47,10 +45,10 @@ func (Stage) Describe() stages.Description {
 		Doc:     "linear probe: multinomial logistic regression on features of a classification set; top-1/top-k test accuracy per network",
 		Isolate: "inline",
 		Params: []stages.ParamSpec{
-			{Name: "C", Type: stages.TypeFloat, Default: 1.0, Min: fptr(0), Doc: "inverse L2 strength, as scikit-learn's LogisticRegression C"},
-			{Name: "max_iter", Type: stages.TypeInt, Default: int64(500), Min: fptr(1), Doc: "L-BFGS iteration limit"},
-			{Name: "tol", Type: stages.TypeFloat, Default: 1e-6, Min: fptr(0), Doc: "stop when the gradient's max-norm (objective per training image) is below"},
-			{Name: "top_k", Type: stages.TypeInt, Default: int64(5), Min: fptr(1), Doc: "k of the top-k accuracy"},
+			{Name: "C", Type: stages.TypeFloat, Default: 1.0, Min: stages.Bound(0), Doc: "inverse L2 strength, as scikit-learn's LogisticRegression C"},
+			{Name: "max_iter", Type: stages.TypeInt, Default: int64(500), Min: stages.Bound(1), Doc: "L-BFGS iteration limit"},
+			{Name: "tol", Type: stages.TypeFloat, Default: 1e-6, Min: stages.Bound(0), Doc: "stop when the gradient's max-norm (objective per training image) is below"},
+			{Name: "top_k", Type: stages.TypeInt, Default: int64(5), Min: stages.Bound(1), Doc: "k of the top-k accuracy"},
 		},
 		Inputs: []stages.PortSpec{
 			{Name: "features", Many: true, Doc: "features artifacts of classification sets (<split>.npy, <split>_labels.npy, classes.json)"},

@@ -113,7 +113,7 @@ func (j *job) aggregate(subjects []string, roi, net string) *roiAgg {
 		boot = boot && c.boot != nil
 	}
 	if len(norms) == len(cells) {
-		sc.MeanRNorm = fptr(stats.Mean(norms))
+		sc.MeanRNorm = ptr(stats.Mean(norms))
 	}
 	if withNC == len(cells) {
 		sc.NAboveCeiling = &above
@@ -208,7 +208,7 @@ func (j *job) summarise(subjects []string) *artifact.Summary {
 			}
 			sc.MeanR = stats.Mean(rs)
 			if len(norms) == len(parts) {
-				sc.MeanRNorm = fptr(stats.Mean(norms))
+				sc.MeanRNorm = ptr(stats.Mean(norms))
 			}
 			if withNC == len(parts) {
 				sc.NAboveCeiling = &above
@@ -321,7 +321,7 @@ func comparePooled(parts []*pairData) *artifact.Delta {
 	if len(boots) == len(parts) {
 		b := meanRows(boots)
 		d.DeltaCI95 = stats.CI95(b)
-		d.PBoot = fptr(stats.BootstrapP(b))
+		d.PBoot = ptr(stats.BootstrapP(b))
 	}
 	return d
 }
@@ -411,3 +411,6 @@ func writeTable(w io.Writer, m *artifact.Metrics) {
 		}
 	}
 }
+
+// ptr returns a pointer to v, for the optional numbers of metrics.json.
+func ptr(v float64) *float64 { return &v }

@@ -68,8 +68,6 @@ type Stage struct{}
 // New returns the ridge stage kind.
 func New() stages.Stage { return Stage{} }
 
-func fptr(f float64) *float64 { return &f }
-
 func defaultAlphas() []any {
 	out := make([]any, 15)
 	for i := range out {
@@ -91,17 +89,17 @@ func (Stage) Describe() stages.Description {
 			{Name: "subject", Type: stages.TypeString, Default: "", Doc: "subject to fit; \"\" fits every subject of the data"},
 			{Name: "rois", Type: stages.TypeStrings, Default: []any{}, Doc: "ROIs to fit; empty fits every ROI with voxels"},
 			{Name: "roi", Type: stages.TypeString, Default: "", Doc: "a single ROI (bound by foreach); overrides rois"},
-			{Name: "alphas", Type: stages.TypeFloats, Default: defaultAlphas(), Min: fptr(0), Doc: "candidate penalties on standardised features (default logspace(-1, 6, 15): from near-OLS to near-zero weights for a few thousand images)"},
-			{Name: "folds", Type: stages.TypeInt, Default: int64(5), Min: fptr(2), Doc: "K of the K-fold CV within the training rows that picks each voxel's alpha; contiguous folds without shuffling (sklearn KFold): deterministic, and rows acquired together stay in one fold; 5 as in most encoding-model work"},
+			{Name: "alphas", Type: stages.TypeFloats, Default: defaultAlphas(), Min: stages.Bound(0), Doc: "candidate penalties on standardised features (default logspace(-1, 6, 15): from near-OLS to near-zero weights for a few thousand images)"},
+			{Name: "folds", Type: stages.TypeInt, Default: int64(5), Min: stages.Bound(2), Doc: "K of the K-fold CV within the training rows that picks each voxel's alpha; contiguous folds without shuffling (sklearn KFold): deterministic, and rows acquired together stay in one fold; 5 as in most encoding-model work"},
 			{Name: "cv_score", Type: stages.TypeString, Default: ScoreR, Enum: []string{ScoreR, ScoreMSE}, Doc: "what CV maximises per voxel: r = mean held-out Pearson r (default: the quantity reported, the field's usual choice), mse = lowest mean held-out squared error"},
 			{Name: "reduce", Type: stages.TypeString, Default: ReduceNone, Doc: "reduce the features before ridge: none (default: ridge handles any width, in the dual form when features outnumber images), pool:N (average each channel's map to NxN, torch AdaptiveAvgPool2d bins; conv layers and avgpool only, features stored C x H x W), pca:K (first K principal components of the centred features, fitted on the training images only)"},
 			{Name: "merge_val", Type: stages.TypeBool, Default: true, Doc: "train on the train and val splits together (the networks never saw test images; alphas come from CV, so a separate val split has no use here)"},
 			{Name: "baseline", Type: stages.TypeString, Default: "", Doc: "stage name of the control network's features; default the first features input"},
 			{Name: "save_weights", Type: stages.TypeBool, Default: false, Doc: "also write per-voxel weights (D x v) per network and ROI, on features standardised with all training rows"},
-			{Name: "bootstrap", Type: stages.TypeInt, Default: int64(1000), Min: fptr(0), Doc: "bootstrap resamples of the test images (drawn once per subject and shared by every network, all voxels together) for 95% CIs of mean r and paired CIs and p-values (p_boot) of every network difference; 0 skips them"},
+			{Name: "bootstrap", Type: stages.TypeInt, Default: int64(1000), Min: stages.Bound(0), Doc: "bootstrap resamples of the test images (drawn once per subject and shared by every network, all voxels together) for 95% CIs of mean r and paired CIs and p-values (p_boot) of every network difference; 0 skips them"},
 			{Name: "seed", Type: stages.TypeInt, Default: int64(0), Doc: "seed of the bootstrap resampling"},
 			{Name: "dtype", Type: stages.TypeString, Default: "float32", Enum: []string{"float32", "float64"}, Doc: "precision of the per-voxel GEMMs (the decomposition is always float64): float32 (default) halves the memory of the voxel-sized arrays and runs float32 GEMMs, and agrees with float64 to 1e-4 in test r at every alpha; float64 reproduces a float64 reference to round-off"},
-			{Name: "voxel_batch", Type: stages.TypeInt, Default: int64(0), Min: fptr(0), Doc: "voxels solved at once; 0 sizes batches to ~128 MB of work arrays"},
+			{Name: "voxel_batch", Type: stages.TypeInt, Default: int64(0), Min: stages.Bound(0), Doc: "voxels solved at once; 0 sizes batches to ~128 MB of work arrays"},
 		},
 		Inputs: []stages.PortSpec{
 			{Name: "data", Doc: "an NSD-like data artifact (train/val/test ROI responses)"},
