@@ -29,7 +29,7 @@ test: deps build
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParseValidate -fuzztime=$(FUZZTIME) ./engine/spec
-	$(GO) test -run='^$$' -fuzz=FuzzReadNPY -fuzztime=$(FUZZTIME) ./internal/npy
+	$(GO) test -run='^$$' -fuzz=FuzzReadNPY -fuzztime=$(FUZZTIME) ./numerics/npy
 
 # Record the builtin kinds' code digests (stages/builtin/impl_gen.go) after
 # changing their code; make test fails until this is run. A change that
@@ -50,7 +50,7 @@ test-short: build
 # bench.txt. On 2 cores the full run takes hours, mostly ridge on AlexNet's
 # 9,216-wide features.12 (stages/ridge); run one package with
 # `go test -run='^$$' -bench=. -benchtime=1x ./stages/ridge` and the like.
-BENCH_PKGS := ./cmd/voxflow ./cache ./engine/spec ./stages/data ./stages/ridge ./internal/linalg ./internal/accel ./internal/network ./plugins ./plugins/python ./engine/slurm
+BENCH_PKGS := ./cmd/voxflow ./cache ./engine/spec ./stages/data ./stages/ridge ./numerics/linalg ./numerics/accel ./numerics/network ./plugins ./plugins/python ./engine/slurm
 bench: deps build
 	@bash .ci/slurm.sh >/dev/null 2>&1 || true
 	VOXFLOW_BENCH_HASH_MB=1024 VOXFLOW_BENCH_FULL=1 $(GO) test -run='^$$' -bench=. -benchtime=1x -timeout 240m $(BENCH_PKGS) 2>&1 | tee bench.txt

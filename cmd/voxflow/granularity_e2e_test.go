@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/voxflow/voxflow/internal/npy"
+	"github.com/voxflow/voxflow/numerics/npy"
 	"github.com/voxflow/voxflow/stages/data"
 )
 

@@ -10,18 +10,18 @@ import (
 // a rule that can never fire is noticed.
 func TestRulesCatchViolations(t *testing.T) {
 	deps := map[string][]string{
-		"stages/ridge":         {"stages", "stages/artifact", "internal/linalg", "stages/data"}, // kind -> kind
+		"stages/ridge":         {"stages", "stages/artifact", "numerics/linalg", "stages/data"}, // kind -> kind
 		"stages/report":        {"stages", "stages/artifact"},
 		"stages/tunecl":        {"stages/training", "stages/tunecl/internal/x"}, // own subpackage: fine
-		"internal/network":     {"internal/accel", "stages"},                    // numerics -> contract
+		"numerics/network":     {"numerics/accel", "stages"},                    // numerics -> contract
 		"engine":               {"stages", "cache", "stages/ridge"},             // engine -> kind
 		"engine/slurm":         {"engine", "stages/artifact"},                   // a format is fine
 		"cache":                {"internal/jsonfile"},                           // cache -> project
 		"stages":               {},
-		"stages/artifact":      {"internal/npy", "stages/data"}, // format -> kind
+		"stages/artifact":      {"numerics/npy", "stages/data"}, // format -> kind
 		"plugins":              {"cmd/voxflow"},                 // anything -> CLI
 		"internal/procgroup":   {},
-		"stages/training":      {"stages/artifact", "internal/network"},
+		"stages/training":      {"stages/artifact", "numerics/network"},
 		"internal/jsonfile":    {},
 		"stages/builtin":       {"stages/ridge", "stages/data"},
 		"stages/data":          {"stages", "stages/artifact"},
@@ -32,7 +32,7 @@ func TestRulesCatchViolations(t *testing.T) {
 	want := []string{
 		"cache imports internal/jsonfile",
 		"engine imports stages/ridge",
-		"internal/network imports stages",
+		"numerics/network imports stages",
 		"plugins imports cmd/voxflow",
 		"stages/artifact imports stages/data",
 		"stages/ridge imports stages/data",
@@ -67,7 +67,7 @@ func TestImportRules(t *testing.T) {
 			}
 		}
 	}
-	for _, must := range []string{"stages", "stages/ridge", "engine", "cache", "internal/network", "cmd/voxflow"} {
+	for _, must := range []string{"stages", "stages/ridge", "engine", "cache", "numerics/network", "cmd/voxflow"} {
 		if _, ok := deps[must]; !ok {
 			t.Fatalf("go list did not report %s; the rules would check nothing", must)
 		}

@@ -17,8 +17,8 @@ import (
 
 	"github.com/voxflow/voxflow/stages/training"
 
-	"github.com/voxflow/voxflow/internal/network"
-	"github.com/voxflow/voxflow/internal/npy"
+	"github.com/voxflow/voxflow/numerics/network"
+	"github.com/voxflow/voxflow/numerics/npy"
 	"github.com/voxflow/voxflow/stages/tunecl"
 	"github.com/voxflow/voxflow/stages/tunemse"
 )

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/voxflow/voxflow/internal/jsonfile"
-	"github.com/voxflow/voxflow/internal/npy"
+	"github.com/voxflow/voxflow/numerics/npy"
 )
 
 // Dataset kinds in manifest.json.

@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 
 	"github.com/voxflow/voxflow/internal/jsonfile"
-	"github.com/voxflow/voxflow/internal/npy"
+	"github.com/voxflow/voxflow/numerics/npy"
 )
 
 // A features artifact holds one network layer's outputs on every split of

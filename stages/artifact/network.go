@@ -5,7 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/voxflow/voxflow/internal/network"
+	"github.com/voxflow/voxflow/numerics/network"
 )
 
 func LoadNet(dir string) (network.Config, network.Weights, error) {

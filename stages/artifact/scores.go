@@ -4,7 +4,7 @@ import (
 	"path/filepath"
 
 	"github.com/voxflow/voxflow/internal/jsonfile"
-	"github.com/voxflow/voxflow/internal/stats"
+	"github.com/voxflow/voxflow/numerics/stats"
 )
 
 // ScoresFile is the file a ridge instance writes its scores to; report and

@@ -18,7 +18,7 @@ import (
 
 	"github.com/voxflow/voxflow/stages/artifact"
 
-	"github.com/voxflow/voxflow/internal/npy"
+	"github.com/voxflow/voxflow/numerics/npy"
 	"github.com/zeebo/blake3"
 )
 

@@ -10,7 +10,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/voxflow/voxflow/internal/npy"
+	"github.com/voxflow/voxflow/numerics/npy"
 )
 
 // Units of the noise ceiling files a lab has (param noise_ceiling_unit).

@@ -9,7 +9,7 @@ import (
 
 	"github.com/voxflow/voxflow/stages/artifact"
 
-	"github.com/voxflow/voxflow/internal/npy"
+	"github.com/voxflow/voxflow/numerics/npy"
 )
 
 // writeCeilings writes the fixture's noise ceilings (fractions, in

@@ -16,7 +16,7 @@ import (
 	"github.com/voxflow/voxflow/internal/jsonfile"
 	"github.com/voxflow/voxflow/stages/artifact"
 
-	"github.com/voxflow/voxflow/internal/npy"
+	"github.com/voxflow/voxflow/numerics/npy"
 	"github.com/voxflow/voxflow/stages"
 	"github.com/zeebo/blake3"
 )

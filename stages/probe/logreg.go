@@ -8,7 +8,7 @@ import (
 
 	"gonum.org/v1/gonum/optimize"
 
-	"github.com/voxflow/voxflow/internal/linalg"
+	"github.com/voxflow/voxflow/numerics/linalg"
 )
 
 // LogReg is a multinomial logistic regression on standardised features.

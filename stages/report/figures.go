@@ -17,7 +17,7 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 
-	"github.com/voxflow/voxflow/internal/npy"
+	"github.com/voxflow/voxflow/numerics/npy"
 	"github.com/voxflow/voxflow/stages"
 )
 

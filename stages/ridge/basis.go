@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/voxflow/voxflow/internal/linalg"
+	"github.com/voxflow/voxflow/numerics/linalg"
 )
 
 // span is a half-open range of rows.

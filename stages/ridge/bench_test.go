@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/voxflow/voxflow/internal/linalg"
+	"github.com/voxflow/voxflow/numerics/linalg"
 )
 
 // benchCase is one job size of BenchmarkFitCV.

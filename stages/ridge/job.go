@@ -9,12 +9,12 @@ import (
 	"path/filepath"
 	"slices"
 
-	"github.com/voxflow/voxflow/internal/stats"
+	"github.com/voxflow/voxflow/numerics/stats"
 
 	"github.com/voxflow/voxflow/stages/artifact"
 
-	"github.com/voxflow/voxflow/internal/linalg"
-	"github.com/voxflow/voxflow/internal/npy"
+	"github.com/voxflow/voxflow/numerics/linalg"
+	"github.com/voxflow/voxflow/numerics/npy"
 	"github.com/voxflow/voxflow/stages"
 )
 

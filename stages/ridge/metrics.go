@@ -10,7 +10,7 @@ import (
 	"sort"
 	"text/tabwriter"
 
-	"github.com/voxflow/voxflow/internal/stats"
+	"github.com/voxflow/voxflow/numerics/stats"
 	"github.com/voxflow/voxflow/stages/artifact"
 )
 

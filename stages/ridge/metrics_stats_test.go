@@ -4,7 +4,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/voxflow/voxflow/internal/stats"
+	"github.com/voxflow/voxflow/numerics/stats"
 	"github.com/voxflow/voxflow/stages/artifact"
 )
 

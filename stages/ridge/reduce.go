@@ -47,7 +47,7 @@ func parseReduction(s string) (reduction, error) {
 
 // Conv stacks of the AlexNet family, for the shape of a conv layer's
 // features when features.json does not record it: conv1's stride and the
-// adaptive pool's side per architecture (internal/network's configs).
+// adaptive pool's side per architecture (numerics/network's configs).
 var archGeometry = map[string]struct{ conv1Stride, poolSize int }{
 	"alexnet":      {4, 6},
 	"alexnet-mini": {2, 2},

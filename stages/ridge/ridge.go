@@ -50,7 +50,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/voxflow/voxflow/internal/linalg"
+	"github.com/voxflow/voxflow/numerics/linalg"
 	"github.com/voxflow/voxflow/stages"
 )
 

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"unsafe"
 
-	"github.com/voxflow/voxflow/internal/linalg"
+	"github.com/voxflow/voxflow/numerics/linalg"
 )
 
 // Score names how cross-validation ranks alphas for a voxel.

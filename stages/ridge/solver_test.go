@@ -11,10 +11,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/voxflow/voxflow/internal/stats"
+	"github.com/voxflow/voxflow/numerics/stats"
 
-	"github.com/voxflow/voxflow/internal/linalg"
-	"github.com/voxflow/voxflow/internal/npy"
+	"github.com/voxflow/voxflow/numerics/linalg"
+	"github.com/voxflow/voxflow/numerics/npy"
 	"gonum.org/v1/gonum/mat"
 )
 

@@ -3,7 +3,7 @@ package training
 import (
 	"fmt"
 
-	"github.com/voxflow/voxflow/internal/network"
+	"github.com/voxflow/voxflow/numerics/network"
 	"github.com/voxflow/voxflow/stages/artifact"
 )
 

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/voxflow/voxflow/internal/jsonfile"
-	"github.com/voxflow/voxflow/internal/network"
+	"github.com/voxflow/voxflow/numerics/network"
 	"github.com/voxflow/voxflow/stages"
 	"github.com/voxflow/voxflow/stages/artifact"
 	"gonum.org/v1/plot"

@@ -8,8 +8,8 @@ import (
 
 	"github.com/voxflow/voxflow/stages/artifact"
 
-	"github.com/voxflow/voxflow/internal/network"
-	"github.com/voxflow/voxflow/internal/npy"
+	"github.com/voxflow/voxflow/numerics/network"
+	"github.com/voxflow/voxflow/numerics/npy"
 	"github.com/voxflow/voxflow/stages"
 	"github.com/voxflow/voxflow/stages/artifact/artifacttest"
 	"github.com/voxflow/voxflow/stages/data"

@@ -10,7 +10,7 @@ import (
 
 	"github.com/voxflow/voxflow/stages/artifact"
 
-	"github.com/voxflow/voxflow/internal/network"
+	"github.com/voxflow/voxflow/numerics/network"
 	"github.com/voxflow/voxflow/stages"
 	"github.com/voxflow/voxflow/stages/artifact/artifacttest"
 )

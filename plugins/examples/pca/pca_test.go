@@ -17,7 +17,7 @@ import (
 
 	"github.com/voxflow/voxflow/plugins"
 	"github.com/voxflow/voxflow/stages"
-	"github.com/voxflow/voxflow/internal/npy"
+	"github.com/voxflow/voxflow/numerics/npy"
 )
 
 // binary is the plugin built by TestMain: the tests go through a real

@@ -14,8 +14,8 @@ import (
 
 	"github.com/voxflow/voxflow/stages/artifact"
 
-	"github.com/voxflow/voxflow/internal/network"
-	"github.com/voxflow/voxflow/internal/npy"
+	"github.com/voxflow/voxflow/numerics/network"
+	"github.com/voxflow/voxflow/numerics/npy"
 )
 
 // NSDSizes are the split sizes WriteNSD writes.

@@ -5,7 +5,7 @@ import (
 
 	"github.com/gomlx/gomlx/backends"
 
-	"github.com/voxflow/voxflow/internal/accel"
+	"github.com/voxflow/voxflow/numerics/accel"
 )
 
 // Backend names accepted by the training and features stages.

@@ -74,7 +74,7 @@ func checkInternals() error {
 		}
 	}
 	if v := gomlxModuleVersion(); v != "" && v != GomlxVersion {
-		return fmt.Errorf("accel: this binary links gomlx %s but internal/accel supports gomlx %s only: "+
+		return fmt.Errorf("accel: this binary links gomlx %s but numerics/accel supports gomlx %s only: "+
 			"re-check internals.go before upgrading", v, GomlxVersion)
 	}
 	return nil

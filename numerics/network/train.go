@@ -12,7 +12,7 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // graph code reads best unqualified
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 
-	"github.com/voxflow/voxflow/internal/accel"
+	"github.com/voxflow/voxflow/numerics/accel"
 )
 
 // Objective is what Fit trains: named trainable parameters, named state

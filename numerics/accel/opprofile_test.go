@@ -1,10 +1,10 @@
 //go:build opprofile
 
-// This driver imports internal/network (which imports this package), so it
+// This driver imports numerics/network (which imports this package), so it
 // sits behind a build tag: ordinary test runs of this package never depend
 // on the network package compiling. Run it with
 //
-//	VOXFLOW_OPPROFILE="alexnet-mini train 32 5" go test -tags opprofile -run '^TestOpProfile$' ./internal/accel/
+//	VOXFLOW_OPPROFILE="alexnet-mini train 32 5" go test -tags opprofile -run '^TestOpProfile$' ./numerics/accel/
 
 package accel_test
 
@@ -18,8 +18,8 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 
-	"github.com/voxflow/voxflow/internal/accel"
-	"github.com/voxflow/voxflow/internal/network"
+	"github.com/voxflow/voxflow/numerics/accel"
+	"github.com/voxflow/voxflow/numerics/network"
 )
 
 // opProfileEnv asks TestOpProfile for a per-op profile of a network step:

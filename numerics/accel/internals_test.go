@@ -27,7 +27,7 @@ func TestGomlxInternals(t *testing.T) {
 			}
 			found = true
 			if v != GomlxVersion {
-				t.Fatalf("go.mod requires gomlx %s but internal/accel was written against gomlx %s: re-check internals.go "+
+				t.Fatalf("go.mod requires gomlx %s but numerics/accel was written against gomlx %s: re-check internals.go "+
 					"(Node/Buffer mirrors, linknamed nodeExecutors and newNode) before bumping", v, GomlxVersion)
 			}
 		}

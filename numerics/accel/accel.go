@@ -163,7 +163,7 @@ func (b *Backend) Name() string { return "SimpleGo (go) + voxflow accel" }
 
 // Description implements backends.Backend.
 func (b *Backend) Description() string {
-	return fmt.Sprintf("gomlx pure-Go backend patched by voxflow/internal/accel (gomlx %s, OpenBLAS, %d threads)", GomlxVersion, b.threads)
+	return fmt.Sprintf("gomlx pure-Go backend patched by voxflow/numerics/accel (gomlx %s, OpenBLAS, %d threads)", GomlxVersion, b.threads)
 }
 
 // Capabilities implements backends.Backend, adding the ops this package

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/voxflow/voxflow/internal/npy"
+	"github.com/voxflow/voxflow/numerics/npy"
 )
 
 // TestStatsMatchScipy checks Wilcoxon (with ties and zeros) against

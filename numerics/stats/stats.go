@@ -10,7 +10,7 @@ import (
 	"slices"
 	"sort"
 
-	"github.com/voxflow/voxflow/internal/linalg"
+	"github.com/voxflow/voxflow/numerics/linalg"
 	"gonum.org/v1/gonum/stat/distuv"
 )
 
