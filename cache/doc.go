@@ -1,34 +1,51 @@
 // Package cache is voxflow's content-addressed store: immutable objects named
 // by their BLAKE3-256 digest on the filesystem (Objects), and a SQLite index
-// of runs, stage executions and metrics beside them (Store).
-//
-// Objects needs only a shared filesystem, so Slurm workers on other hosts can
-// put outputs without touching the database (the engine then calls
-// Store.Index); only engine processes open the Store.
+// of runs, stage executions and metrics beside them (Store). Only engine
+// processes put objects, always through a Store, so every stored object is
+// indexed; executors that run stages elsewhere hand their outputs back to
+// the engine to store.
 //
 // # On disk
 //
+// The cache package owns everything below but work/ and the executors'
+// directories, which the engine and its executors keep in the cache
+// directory so that they share its filesystem (and, on a cluster, its
+// mount) and are found again by a later run.
+//
 //	.voxflow/
 //	  index.db            SQLite (WAL): objects, runs, executions,
-//	                      run_executions, metrics, schema_version, stat
-//	                      fingerprints (object_stats, tree_stats)
+//	                      run_executions, metrics, schema_version; stat
+//	                      fingerprints of stored objects and materialised
+//	                      trees (object_stats, tree_stats), and the stat
+//	                      cache of files outside the store, such as data
+//	                      roots (stat_cache, see statcache.go)
 //	  objects/ab/cdef...  object bytes, read-only; name = BLAKE3 of bytes
 //	  trees/<digest>/     read-only materialised trees (hardlinks to objects)
-//	  tmp/                temp files; never visible as objects
-//	  locks/<key>         flock(2) files
+//	  tmp/                temp files and half-built trees; never visible as
+//	                      objects
+//	  locks/<key>         flock(2): one process computes a key at a time
 //	  locks/gc.lock       flock(2): gc exclusive, runs shared (Protect)
 //	  quarantine/         corrupt objects moved aside, <digest>.<time>;
 //	                      never read by voxflow, kept for a post-mortem
-//	  work/<key>/<att>/   scratch of one attempt at a key: out/ (the
-//	                      outputs, stored if the attempt succeeds) and log.
-//	                      <att> (hex time-pid-random) is fresh for every
-//	                      attempt, retries and reruns alike, and never
-//	                      reused. The engine holds a shared flock on <att>/
-//	                      while the attempt runs, a command stage's
-//	                      supervisor holds out/ until its last process is
-//	                      gone. Leftovers of killed runs are never read; the
-//	                      key's next run (or gc) removes them once neither
-//	                      flock is held (procgroup.DirInUse).
+//	  work/<key>/<att>/   the engine's scratch for one attempt at a key:
+//	                      out/ (the outputs, stored if the attempt
+//	                      succeeds) and log. <att> (hex time-pid-random) is
+//	                      fresh for every attempt, retries and reruns alike,
+//	                      and never reused. The engine holds a shared flock
+//	                      on <att>/ while the attempt runs, a command
+//	                      stage's supervisor holds out/ until its last
+//	                      process is gone. Leftovers of killed runs are never
+//	                      read; the key's next run removes them once neither
+//	                      flock is held (procgroup.DirInUse). gc does not
+//	                      look in work/.
+//	  <executor>/         each executor's own directory, named after it
+//	                      (engine.ExecutorDir), in a layout it owns: what it
+//	                      must find again across runs, such as a cluster job
+//	                      to adopt. Slurm keeps slurm/<key>/ with slurm.json
+//	                      (the job last submitted), slurm.lock, and one
+//	                      attempt-N/ per Slurm job (job.json, job.sbatch,
+//	                      progress.jsonl, result.json, end.json, out/, the
+//	                      Slurm log); see engine/slurm's Layout.
 //
 // A directory is stored as a manifest object: the 16-byte header
 // "voxflow-tree v1\x00" followed by compact JSON

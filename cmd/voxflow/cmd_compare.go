@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/voxflow/voxflow/cache"
+	"github.com/voxflow/voxflow/cmd/voxflow/internal/compare"
 	"github.com/voxflow/voxflow/engine"
 	"github.com/voxflow/voxflow/engine/spec"
 )
@@ -98,8 +98,10 @@ func sortedVariantNames(s *spec.Spec) []string {
 	return out
 }
 
+// cmdCompare is `voxflow compare`: variants of a spec, or runs, side by
+// side in a table (or markdown, csv, json).
 func cmdCompare(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("compare", "SPEC [--variants a,b] | RUN RUN...", stderr)
+	fs := newFlagSet("compare", "SPEC [--variants a,b] | RUN RUN...", stdout, stderr)
 	cacheDir := fs.String("cache", "", "cache directory (default: beside the spec, or ./.voxflow)")
 	variants := fs.String("variants", "", "comma-separated variants to compare (base = no variant); default all that ran")
 	format := fs.String("format", "table", "table | markdown | csv | json")
@@ -123,7 +125,7 @@ func cmdCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	c, err := engine.Compare(ctx, store, runs, cols, *filter)
+	c, err := compare.Runs(ctx, store, runs, cols, *filter)
 	if err != nil {
 		return err
 	}
@@ -193,7 +195,7 @@ func chosenRows(ctx context.Context, store *cache.Store, runs []cache.Run) ([]Ch
 
 // writeComparison prints a comparison; the first column is the baseline
 // and every other metric column carries its delta.
-func writeComparison(w io.Writer, c *engine.Comparison, chosen []ChosenRow, format string) error {
+func writeComparison(w io.Writer, c *compare.Comparison, chosen []ChosenRow, format string) error {
 	header := []string{"instance", "name"}
 	for i, col := range c.Columns {
 		header = append(header, col)
@@ -225,9 +227,9 @@ func writeComparison(w io.Writer, c *engine.Comparison, chosen []ChosenRow, form
 	for _, m := range c.Metrics {
 		row := []string{m.Instance, m.Metric}
 		for i, v := range m.Values {
-			row = append(row, engine.FormatMetric(v))
+			row = append(row, compare.FormatMetric(v))
 			if i > 0 {
-				row = append(row, engine.FormatDelta(v, m.Values[0]))
+				row = append(row, compare.FormatDelta(v, m.Values[0]))
 			}
 		}
 		rows = append(rows, row)
@@ -237,7 +239,7 @@ func writeComparison(w io.Writer, c *engine.Comparison, chosen []ChosenRow, form
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(struct {
-			*engine.Comparison
+			*compare.Comparison
 			Chosen []ChosenRow `json:"chosen,omitempty"`
 		}{c, chosen})
 	case "csv":
@@ -263,51 +265,4 @@ func writeComparison(w io.Writer, c *engine.Comparison, chosen []ChosenRow, form
 		return tw.Flush()
 	}
 	return &exitError{code: 2, err: fmt.Errorf("--format %q: want table, markdown, csv or json", format)}
-}
-
-func cmdDiff(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("diff", "A B [--spec SPEC]  (run IDs, or variant names with --spec)", stderr)
-	cacheDir := fs.String("cache", "", "cache directory (default: beside the spec, or ./.voxflow)")
-	specPath := fs.String("spec", "", "spec whose variants A and B name (base = no variant)")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 2 {
-		return &exitError{code: 2, err: fmt.Errorf("want two runs or variants, got %d", len(pos))}
-	}
-	store, err := openExistingStore(ctx, *cacheDir, *specPath, false, "compare")
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	var runs []cache.Run
-	var cols []string
-	if *specPath != "" {
-		runs, cols, err = resolveRuns(ctx, store, []string{*specPath}, strings.Join(pos, ","))
-	} else {
-		runs, cols, err = resolveRuns(ctx, store, pos, "")
-	}
-	if err != nil {
-		return err
-	}
-	c, err := engine.Compare(ctx, store, runs, cols, "")
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "--- %s\n+++ %s\n", cols[0], cols[1])
-	for _, p := range c.Params {
-		fmt.Fprintf(stdout, "param   %s %s: %s -> %s\n", p.Instance, p.Param, orDefault(p.Values[0], "(absent)"), orDefault(p.Values[1], "(absent)"))
-	}
-	changed := 0
-	for _, m := range c.Metrics {
-		a, b := m.Values[0], m.Values[1]
-		if a == b || math.IsNaN(a) && math.IsNaN(b) {
-			continue
-		}
-		changed++
-		fmt.Fprintf(stdout, "metric  %s %s: %s -> %s (%s)\n", m.Instance, m.Metric, engine.FormatMetric(a), engine.FormatMetric(b), engine.FormatDelta(b, a))
-	}
-	fmt.Fprintf(stdout, "%d param(s) and %d metric(s) differ\n", len(c.Params), changed)
-	return nil
 }

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -12,38 +10,17 @@ import (
 	"github.com/voxflow/voxflow/stages/data"
 )
 
-// cmdData is `voxflow data inspect PATH` and `voxflow data synth DIR`.
-func cmdData(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	usage := func() {
-		fmt.Fprint(stderr, `usage:
-  voxflow data inspect [--json] PATH
-      summarise a data artifact or an Algonauts 2023 root: subjects, images
-      per split, ROIs with voxel counts and noise ceilings, class counts
-  voxflow data synth [--layout algonauts|artifact] [--subjects N] [--images N]
-                     [--size S] [--seed N] [--voxels N] [--test N] [--test-fmri] DIR
-      write a synthetic NSD-like dataset with a planted ground truth
-`)
+// dataCommands are the subcommands of `voxflow data`.
+func dataCommands() map[string]command {
+	return map[string]command{
+		"inspect": {run: dataInspect, help: "summarise a data artifact or an Algonauts 2023 root: subjects, images per split, ROIs with voxel counts and noise ceilings, class counts"},
+		"synth":   {run: dataSynth, help: "write a synthetic NSD-like dataset with a planted ground truth"},
 	}
-	if len(args) == 0 {
-		usage()
-		return &exitError{code: 2, err: errors.New("data: expected a subcommand: inspect or synth")}
-	}
-	switch args[0] {
-	case "inspect":
-		return dataInspect(args[1:], stdout, stderr)
-	case "synth":
-		return dataSynth(ctx, args[1:], stdout, stderr)
-	case "-h", "--help", "help":
-		usage()
-		return nil
-	}
-	usage()
-	return &exitError{code: 2, err: fmt.Errorf("data: unknown subcommand %q: expected inspect or synth", args[0])}
 }
 
-func dataInspect(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("data inspect", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// dataInspect is `voxflow data inspect PATH`.
+func dataInspect(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("data inspect", "[--json] PATH", stdout, stderr)
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
@@ -64,9 +41,9 @@ func dataInspect(args []string, stdout, stderr io.Writer) error {
 	return s.WriteText(stdout)
 }
 
+// dataSynth is `voxflow data synth DIR`.
 func dataSynth(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("data synth", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("data synth", "[flags] DIR", stdout, stderr)
 	layout := fs.String("layout", "algonauts", "file layout: algonauts (the Algonauts 2023 release: PNGs, lh/rh fMRI, roi_masks) or artifact (a data artifact)")
 	subjects := fs.Int("subjects", 1, "number of subjects (subj01..)")
 	images := fs.Int("images", 2000, "training images with fMRI per subject")

@@ -15,11 +15,11 @@ func TestCmdDataSynthAndInspect(t *testing.T) {
 	ctx := context.Background()
 	root := filepath.Join(t.TempDir(), "algo")
 	var out, errb bytes.Buffer
-	if err := cmdData(ctx, []string{"synth", "--subjects", "2", "--images", "30", "--size", "24", "--voxels", "4", "--seed", "9", root}, &out, &errb); err != nil {
+	if err := dataSynth(ctx, []string{"--subjects", "2", "--images", "30", "--size", "24", "--voxels", "4", "--seed", "9", root}, &out, &errb); err != nil {
 		t.Fatalf("synth: %v\n%s", err, errb.String())
 	}
 	out.Reset()
-	if err := cmdData(ctx, []string{"inspect", root}, &out, &errb); err != nil {
+	if err := dataInspect(ctx, []string{root}, &out, &errb); err != nil {
 		t.Fatalf("inspect: %v", err)
 	}
 	text := out.String()
@@ -31,11 +31,11 @@ func TestCmdDataSynthAndInspect(t *testing.T) {
 
 	// JSON, on an artifact built by the data stage from the same files.
 	art := filepath.Join(t.TempDir(), "art")
-	if err := cmdData(ctx, []string{"synth", "--layout", "artifact", "--images", "40", "--size", "16", "--voxels", "4", art}, &out, &errb); err != nil {
+	if err := dataSynth(ctx, []string{"--layout", "artifact", "--images", "40", "--size", "16", "--voxels", "4", art}, &out, &errb); err != nil {
 		t.Fatalf("synth artifact: %v", err)
 	}
 	out.Reset()
-	if err := cmdData(ctx, []string{"inspect", "--json", art}, &out, &errb); err != nil {
+	if err := dataInspect(ctx, []string{"--json", art}, &out, &errb); err != nil {
 		t.Fatalf("inspect artifact: %v", err)
 	}
 	var s data.Summary
@@ -64,7 +64,7 @@ func TestCmdDataErrors(t *testing.T) {
 		{[]string{"synth", "--layout", "bids", t.TempDir()}, `--layout "bids": expected algonauts or artifact`},
 		{[]string{"synth", "--size", "4", t.TempDir()}, "--size 4: expected 8..2048"},
 	} {
-		err := cmdData(ctx, tc.args, &out, &errb)
+		err := runGroup(ctx, "data", dataCommands(), tc.args, &out, &errb)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("data %v: error %v, want %q", tc.args, err, tc.want)
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -20,17 +19,15 @@ import (
 // to result.json next to the job file; the stage's log goes to stdout, which
 // Slurm captures.
 func cmdExecJob(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("exec-job", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: voxflow exec-job JOBFILE\n\nRuns one stage instance from a job file written by the Slurm executor (used on cluster nodes).")
+	fs := newFlagSet("exec-job", "JOBFILE", stdout, stderr)
+	fs.notes = "Runs one stage instance from a job file written by the Slurm executor (used on cluster nodes)."
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
 	}
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: err}
-	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
 		fs.Usage()
-		return &exitError{code: 2, err: fmt.Errorf("want exactly one job file, have %d arguments", fs.NArg())}
+		return &exitError{code: 2, err: fmt.Errorf("want exactly one job file, have %d arguments", len(pos))}
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -53,5 +50,5 @@ func cmdExecJob(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return k.Stage, nil
 		},
 	}
-	return slurm.ExecJobMain(ctx, fs.Arg(0), exe, stdout)
+	return slurm.ExecJobMain(ctx, pos[0], exe, stdout)
 }

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -12,7 +10,6 @@ import (
 	"time"
 
 	"github.com/voxflow/voxflow/plugins"
-	"github.com/voxflow/voxflow/stages/builtin"
 )
 
 // pluginDescribeTimeout bounds how long one plugin may take to start and
@@ -39,22 +36,18 @@ type pluginKindListing struct {
 // digest and the kinds it provides. A plugin that fails to start is listed
 // with its error and makes the command fail after the listing.
 func cmdPlugins(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("plugins", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("plugins", "[-json] [PLUGIN-OR-DIR...]", stdout, stderr)
+	fs.notes = "Lists plugins in $VOXFLOW_PLUGIN_PATH (colon-separated directories; binaries named " + plugins.FilePrefix + "*) and the given paths."
 	asJSON := fs.Bool("json", false, "print the listing as JSON")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: voxflow plugins [-json] [PLUGIN-OR-DIR...]")
-		fmt.Fprintln(stderr, "Lists plugins in $VOXFLOW_PLUGIN_PATH (colon-separated directories; binaries named "+plugins.FilePrefix+"*) and the given paths.")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
 		return err
 	}
 	paths, err := plugins.Find(filepath.SplitList(os.Getenv("VOXFLOW_PLUGIN_PATH"))...)
 	if err != nil {
 		return fmt.Errorf("$VOXFLOW_PLUGIN_PATH: %w", err)
 	}
-	for _, a := range fs.Args() {
+	for _, a := range pos {
 		info, err := os.Stat(a)
 		if err != nil {
 			return fmt.Errorf("plugin %s: %w", a, err)
@@ -146,15 +139,4 @@ func printPluginListing(w io.Writer, listing []pluginListing) {
 			fmt.Fprintf(w, "): %s\n", k.Doc)
 		}
 	}
-}
-
-// cmdPluginServe serves voxflow's own builtin stage kinds as a plugin: the
-// engine starts `voxflow plugin-serve` for stages isolated in a process. It
-// returns only when the host stops it.
-func cmdPluginServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 {
-		return errors.New("plugin-serve takes no arguments; voxflow starts it itself for `isolate: process` stages")
-	}
-	plugins.Serve(builtin.Stages()...)
-	return nil
 }

@@ -9,12 +9,14 @@ import (
 	"strconv"
 
 	"github.com/voxflow/voxflow/cache"
-	"github.com/voxflow/voxflow/engine/htmlreport"
+	"github.com/voxflow/voxflow/cmd/voxflow/internal/htmlreport"
 	"github.com/voxflow/voxflow/engine/spec"
 )
 
+// cmdReport is `voxflow report RUN|SPEC`: one run as a self-contained HTML
+// file (internal/htmlreport), then the headline tables of its report stages.
 func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("report", "RUN|SPEC [-o report.html]", stderr)
+	fs := newFlagSet("report", "RUN|SPEC [-o report.html]", stdout, stderr)
 	cacheDir := fs.String("cache", "", "cache directory (default: beside the spec, or $VOXFLOW_CACHE, or ./.voxflow)")
 	variant := fs.String("variant", "", "with SPEC: the latest run of this variant")
 	out := fs.String("o", "report.html", "output HTML file")

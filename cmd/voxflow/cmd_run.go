@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -13,12 +12,15 @@ import (
 	"golang.org/x/term"
 
 	"github.com/voxflow/voxflow/cache"
+	"github.com/voxflow/voxflow/cmd/voxflow/internal/display"
 	"github.com/voxflow/voxflow/engine"
 	"github.com/voxflow/voxflow/engine/spec"
 )
 
+// cmdRun is `voxflow run SPEC`: execute what the cache cannot answer and
+// record the run. It exits 1 when an instance failed, 130 when interrupted.
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("run", "SPEC [flags]", stderr)
+	fs := newFlagSet("run", "SPEC [flags]", stdout, stderr)
 	var sf specFlags
 	sf.register(fs)
 	jobs := fs.Int("j", 0, fmt.Sprintf("instances run at once (default: this host's %d cores; %d with --executor slurm)", runtime.NumCPU(), engine.RemoteJobs))
@@ -67,23 +69,23 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}
 
-	var display engine.Display
+	var disp engine.Display
 	if f, ok := stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) && !*plain {
 		w, _, _ := term.GetSize(int(f.Fd()))
-		display = engine.NewTTYDisplay(stdout, w)
+		disp = display.NewTTY(stdout, w)
 	} else {
-		display = &engine.PlainDisplay{W: stdout}
+		disp = &display.Plain{W: stdout}
 	}
 	exe, err := newExecutor(ctx, p, *executor, *detach, store)
 	if err != nil {
-		display.Close()
+		disp.Close()
 		return &exitError{code: 2, err: err}
 	}
-	runner := &engine.Runner{Store: store, Display: display, Executor: exe}
+	runner := &engine.Runner{Store: store, Display: disp, Executor: exe}
 	res, err := runner.Run(ctx, p, engine.RunOptions{
 		Jobs: *jobs, CPUs: *cpus, MemoryMB: memMB, GPUs: *gpus, KeepGoing: *keepGoing, Force: force, SpecPath: path,
 	})
-	display.Close()
+	disp.Close()
 	if err != nil {
 		return err
 	}
@@ -193,90 +195,4 @@ func checkAllCached(ctx context.Context, store *cache.Store, p *engine.Project, 
 	}
 	return &exitError{code: 1, err: fmt.Errorf("the cache %s is read-only and %d instance(s) are not cached (%s): run with a writable --cache",
 		store.Dir(), n, strings.Join(toRun, ", "))}
-}
-
-func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("plan", "SPEC [flags]", stderr)
-	var sf specFlags
-	sf.register(fs)
-	asJSON := fs.Bool("json", false, "print the plan as JSON")
-	var force stringList
-	fs.Var(&force, "force", "plan this stage (or instance) as forced (repeatable)")
-	executor := fs.String("executor", "", "check each instance against this executor (local or slurm; default the spec's executor.type): what it cannot run is shown as FAIL")
-	planGPUs := fs.Int("gpus", 0, "GPUs a local run would have, for that check")
-	planMemory := fs.String("memory", "", "memory budget a local run would have, e.g. 16GiB: plan warns about instances that ask for more")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	path, err := onePositional(pos, "SPEC")
-	if err != nil {
-		return err
-	}
-	planMemMB, err := parseMemoryFlag(*planMemory)
-	if err != nil {
-		return err
-	}
-	p, err := loadProject(ctx, newRegistry(), path, &sf)
-	if err != nil {
-		return &exitError{code: 1, err: err}
-	}
-	if err := checkForce(p, force); err != nil {
-		return err
-	}
-	store, err := openStore(ctx, sf.cache, path)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	items, err := engine.Plan(ctx, store, p, force)
-	if err != nil {
-		return err
-	}
-	// Without --executor, only a spec that names the cluster is checked
-	// against it; a local plan keeps showing what would run.
-	if t, _ := p.Spec.Executor["type"].(string); *executor != "" || t == "slurm" {
-		exe, err := newExecutor(ctx, p, *executor, false, store)
-		if err != nil {
-			return &exitError{code: 2, err: err}
-		}
-		engine.CheckPlan(ctx, p, items, exe, engine.RunOptions{GPUs: *planGPUs})
-	} else {
-		// Locally, warn (on stderr, so --json stays clean) about what a
-		// run with these budgets would fail, and how to fix it.
-		for _, w := range engine.ResourceWarnings(ctx, p, items, engine.RunOptions{GPUs: *planGPUs, MemoryMB: planMemMB}) {
-			fmt.Fprintln(stderr, "warning: "+w)
-		}
-	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(items)
-	}
-	return engine.WritePlan(stdout, items)
-}
-
-func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("validate", "SPEC [flags]", stderr)
-	var sf specFlags
-	sf.register(fs)
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	path, err := onePositional(pos, "SPEC")
-	if err != nil {
-		return err
-	}
-	p, err := loadProject(ctx, newRegistry(), path, &sf)
-	if err != nil {
-		return &exitError{code: 1, err: err}
-	}
-	fmt.Fprintf(stdout, "%s: valid (%d stages, %d instances)\n", path, len(p.Spec.Stages), len(p.Graph.Instances))
-	return nil
-}
-
-func cmdVersion(_ context.Context, _ []string, stdout, _ io.Writer) error {
-	_, err := fmt.Fprintf(stdout, "voxflow %s (%s)\n", engine.Version, runtime.Version())
-	return err
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -21,16 +22,65 @@ type stringList []string
 func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
+// commandFlags is the flag set every command parses its arguments with,
+// so that all of them answer alike: -h, -help and --help print the usage
+// to stdout and exit 0; an unknown flag or a bad value prints the error
+// and the usage to stderr and exits 2.
+type commandFlags struct {
+	*flag.FlagSet
+	// notes, when set, is printed under the command's one-line help:
+	// what the flags alone do not say.
+	notes          string
+	stdout, stderr io.Writer
+}
+
+// newFlagSet returns the flag set of command name ("run", or "data synth"
+// for a subcommand); args describes its arguments in the usage line. The
+// usage also shows the command's help line from the dispatcher.
+func newFlagSet(name, args string, stdout, stderr io.Writer) *commandFlags {
+	fs := &commandFlags{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), stdout: stdout, stderr: stderr}
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintln(w, strings.TrimSpace("usage: voxflow "+name+" "+args))
+		if help := helpLine(name); help != "" {
+			fmt.Fprintf(w, "\n%s\n", help)
+		}
+		if fs.notes != "" {
+			fmt.Fprintln(w, fs.notes)
+		}
+		nflags := 0
+		fs.VisitAll(func(*flag.Flag) { nflags++ })
+		if nflags > 0 {
+			fmt.Fprintln(w, "\nflags:")
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
 // parseArgs parses flags that may come before or after positional
 // arguments (`voxflow run spec.yaml --set a=b`), which the flag package
-// alone does not allow.
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+// alone does not allow, and returns the positional ones. Asked for help,
+// it prints the usage to stdout and returns flag.ErrHelp, which the
+// dispatcher turns into exit status 0; on a bad flag it prints the
+// error and the usage to stderr and returns an exit status of 2.
+func parseArgs(fs *commandFlags, args []string) ([]string, error) {
+	// The flag package writes help and errors to one writer; collect them
+	// to send each where it belongs.
+	var msg bytes.Buffer
+	fs.SetOutput(&msg)
+	defer fs.SetOutput(fs.stderr)
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, &exitError{code: 0, err: errors.New("")}
+				if _, werr := fs.stdout.Write(msg.Bytes()); werr != nil {
+					return nil, fmt.Errorf("write usage: %w", werr)
+				}
+				return nil, flag.ErrHelp
 			}
+			fs.stderr.Write(msg.Bytes())
 			return nil, &exitError{code: 2, err: err}
 		}
 		args = fs.Args()
@@ -52,7 +102,7 @@ type specFlags struct {
 	sets    stringList
 }
 
-func (f *specFlags) register(fs *flag.FlagSet) {
+func (f *specFlags) register(fs *commandFlags) {
 	fs.StringVar(&f.cache, "cache", "", "cache directory (default: $VOXFLOW_CACHE, else .voxflow beside the spec)")
 	fs.StringVar(&f.variant, "variant", "", "apply the spec's named variant")
 	fs.Var(&f.sets, "set", "override a value: stage.with.key=value or params.key=value (repeatable)")
@@ -139,15 +189,4 @@ func onePositional(pos []string, what string) (string, error) {
 		return "", &exitError{code: 2, err: fmt.Errorf("want exactly one %s argument, got %d", what, len(pos))}
 	}
 	return pos[0], nil
-}
-
-// newFlagSet returns a FlagSet that prints its usage to stderr.
-func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: voxflow %s %s\n", name, usage)
-		fs.PrintDefaults()
-	}
-	return fs
 }

@@ -8,20 +8,22 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"runtime/pprof"
-	"sort"
+	"slices"
+	"strings"
 	"syscall"
 )
 
-// command is one voxflow subcommand.
+// command is one voxflow command, or a group of subcommands.
 type command struct {
 	run  func(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	help string
-	// parsesHelp is set for commands that answer -h themselves (with their
-	// flags); mainCode answers it for the others.
-	parsesHelp bool
+	// subs, set for a command group such as `data`, are its subcommands;
+	// run is then unused: runGroup dispatches on the first argument.
+	subs map[string]command
 }
 
 // isHelp reports whether arg asks for help.
@@ -42,45 +44,68 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
+// commands is the dispatcher's table: every command voxflow answers.
 func commands() map[string]command {
 	return map[string]command{
-		"run":          {cmdRun, "run a spec: execute what the cache cannot answer", true},
-		"plan":         {cmdPlan, "show what a run would execute, and why", true},
-		"validate":     {cmdValidate, "check a spec; exit 0 when valid, 1 otherwise", true},
-		"stages":       {cmdStages, "list stage kinds with their params, inputs and outputs", true},
-		"status":       {cmdStatus, "list recent runs", true},
-		"show":         {cmdShow, "show one stage instance: params, inputs, outputs, timings, metrics", true},
-		"log":          {cmdLog, "print the captured log of a stage instance", true},
-		"gc":           {cmdGC, "drop cached objects no kept run references", true},
-		"cache":        {cmdCache, "cache maintenance: `cache verify`", false},
-		"data":         {cmdData, "datasets: `data inspect PATH`, `data synth DIR`", true},
-		"plugins":      {cmdPlugins, "list plugin binaries and the stage kinds they serve", true},
-		"plugin-serve": {cmdPluginServe, "serve voxflow's builtin stages as a plugin (used internally)", false},
-		"exec-job":     {cmdExecJob, "execute one job file (used on cluster nodes)", true},
-		"version":      {cmdVersion, "print the version", false},
-		"compare":      {cmdCompare, "compare variants or runs side by side: params that differ, metrics with deltas", true},
-		"report":       {cmdReport, "write one run as a self-contained HTML report", true},
-		"diff":         {cmdDiff, "params and metrics diff between two runs or variants", true},
+		"run":          {run: cmdRun, help: "run a spec: execute what the cache cannot answer"},
+		"plan":         {run: cmdPlan, help: "show what a run would execute, and why"},
+		"validate":     {run: cmdValidate, help: "check a spec; exit 0 when valid, 1 otherwise"},
+		"stages":       {run: cmdStages, help: "list stage kinds with their params, inputs and outputs"},
+		"status":       {run: cmdStatus, help: "list recent runs"},
+		"show":         {run: cmdShow, help: "show one stage instance: params, inputs, outputs, timings, metrics"},
+		"log":          {run: cmdLog, help: "print the captured log of a stage instance"},
+		"gc":           {run: cmdGC, help: "drop cached objects no kept run references"},
+		"cache":        {help: "cache maintenance: `cache verify`", subs: cacheCommands()},
+		"data":         {help: "datasets: `data inspect PATH`, `data synth DIR`", subs: dataCommands()},
+		"plugins":      {run: cmdPlugins, help: "list plugin binaries and the stage kinds they serve"},
+		"plugin-serve": {run: cmdPluginServe, help: "serve voxflow's builtin stages as a plugin (used internally)"},
+		"exec-job":     {run: cmdExecJob, help: "execute one job file (used on cluster nodes)"},
+		"version":      {run: cmdVersion, help: "print the version"},
+		"compare":      {run: cmdCompare, help: "compare variants or runs side by side: params that differ, metrics with deltas"},
+		"report":       {run: cmdReport, help: "write one run as a self-contained HTML report"},
+		"diff":         {run: cmdDiff, help: "params and metrics diff between two runs or variants"},
 	}
+}
+
+// helpLine is the dispatcher's one-line help of a command ("run") or
+// subcommand ("data synth"), "" for a name it does not know.
+func helpLine(name string) string {
+	cmds := commands()
+	var c command
+	for _, word := range strings.Fields(name) {
+		var ok bool
+		if c, ok = cmds[word]; !ok {
+			return ""
+		}
+		cmds = c.subs
+	}
+	return c.help
 }
 
 func main() {
 	os.Exit(mainCode(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// mainCode runs the command args name and returns the process's exit
+// status: 0 on success and for help asked for, 2 for a usage error, 130
+// when interrupted, 1 (or the command's own status) otherwise.
 func mainCode(args []string, stdout, stderr io.Writer) int {
 	cmds := commands()
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(stderr, cmds)
-		if len(args) == 0 {
-			return 2
-		}
+	switch {
+	case len(args) == 0:
+		usage(stderr, "voxflow", cmds)
+		return 2
+	case isHelp(args[0]) || args[0] == "help" && len(args) == 1:
+		usage(stdout, "voxflow", cmds)
 		return 0
+	case args[0] == "help":
+		// `voxflow help CMD [SUB]` is `voxflow CMD [SUB] -h`.
+		args = append(args[1:], "-h")
 	}
 	c, ok := cmds[args[0]]
 	if !ok {
 		fmt.Fprintf(stderr, "voxflow: unknown command %q\n", args[0])
-		usage(stderr, cmds)
+		usage(stderr, "voxflow", cmds)
 		return 2
 	}
 	if path := os.Getenv("VOXFLOW_CPUPROFILE"); path != "" {
@@ -93,15 +118,9 @@ func mainCode(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if len(args) > 1 && isHelp(args[1]) && !c.parsesHelp {
-		// A command without flags of its own still answers -h, with exit
-		// status 0 like every other command's help.
-		fmt.Fprintf(stderr, "usage: voxflow %s\n  %s\n", args[0], c.help)
-		return 0
-	}
-	err := c.run(ctx, args[1:], stdout, stderr)
+	err := runCommand(ctx, args[0], c, args[1:], stdout, stderr)
 	if err == nil || errors.Is(err, flag.ErrHelp) {
-		// Help asked for is not a failure, whichever flag style printed it.
+		// Help asked for is not a failure.
 		return 0
 	}
 	var ee *exitError
@@ -118,15 +137,50 @@ func mainCode(args []string, stdout, stderr io.Writer) int {
 	return 1
 }
 
-func usage(w io.Writer, cmds map[string]command) {
-	fmt.Fprintln(w, "usage: voxflow COMMAND [flags] [args]\n\ncommands:")
-	names := make([]string, 0, len(cmds))
-	for n := range cmds {
-		names = append(names, n)
+// runCommand runs command c, named name ("data" or "data synth"), on args.
+func runCommand(ctx context.Context, name string, c command, args []string, stdout, stderr io.Writer) error {
+	if c.subs == nil {
+		return c.run(ctx, args, stdout, stderr)
 	}
-	sort.Strings(names)
-	for _, n := range names {
+	return runGroup(ctx, name, c.subs, args, stdout, stderr)
+}
+
+// runGroup dispatches a command group on its first argument, answering
+// help the way a command's flags do: -h and `help` print the usage to
+// stdout, a missing or unknown subcommand prints it to stderr and exits 2.
+func runGroup(ctx context.Context, group string, subs map[string]command, args []string, stdout, stderr io.Writer) error {
+	names := slices.Sorted(maps.Keys(subs))
+	want := strings.Join(names, " or ")
+	if len(names) > 2 {
+		want = strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+	}
+	if len(args) == 0 {
+		usage(stderr, "voxflow "+group, subs)
+		return &exitError{code: 2, err: fmt.Errorf("%s: expected a subcommand: %s", group, want)}
+	}
+	if isHelp(args[0]) || args[0] == "help" {
+		if len(args) > 1 {
+			// `voxflow data help synth` is `voxflow data synth -h`.
+			args = append(args[1:], "-h")
+		} else {
+			usage(stdout, "voxflow "+group, subs)
+			return flag.ErrHelp
+		}
+	}
+	c, ok := subs[args[0]]
+	if !ok {
+		usage(stderr, "voxflow "+group, subs)
+		return &exitError{code: 2, err: fmt.Errorf("%s: unknown subcommand %q: expected %s", group, args[0], want)}
+	}
+	return runCommand(ctx, group+" "+args[0], c, args[1:], stdout, stderr)
+}
+
+// usage lists the commands of prog ("voxflow", or a group such as
+// "voxflow data") with their help lines.
+func usage(w io.Writer, prog string, cmds map[string]command) {
+	fmt.Fprintf(w, "usage: %s COMMAND [flags] [args]\n\ncommands:\n", prog)
+	for _, n := range slices.Sorted(maps.Keys(cmds)) {
 		fmt.Fprintf(w, "  %-13s %s\n", n, cmds[n].help)
 	}
-	fmt.Fprintln(w, "\nRun `voxflow COMMAND -h` for a command's flags.")
+	fmt.Fprintf(w, "\nRun `%s COMMAND -h` for a command's flags.\n", prog)
 }

@@ -114,26 +114,6 @@ stages:
 	}
 }
 
-// Every command's -h prints help and exits 0, whichever way it parses
-// flags.
-func TestEveryHelpExitsZero(t *testing.T) {
-	dir := t.TempDir()
-	var names [][]string
-	for n := range commands() {
-		names = append(names, []string{n, "-h"}, []string{n, "--help"})
-	}
-	names = append(names, []string{"cache", "verify", "-h"}, []string{"data", "inspect", "-h"}, []string{"data", "synth", "-h"})
-	for _, args := range names {
-		r := vox(t, dir, args...)
-		if r.code != 0 || !strings.Contains(strings.ToLower(r.stderr), "usage") {
-			t.Errorf("%v:\n%s", args, r)
-		}
-	}
-	if _, err := os.Stat(filepath.Join(dir, ".voxflow")); err == nil {
-		t.Error("a -h created a cache")
-	}
-}
-
 // A plugin that fails to start is reported once, as itself: no "unknown
 // stage kind" line before it and no "did you mean" naming the same kind.
 func TestPluginStartErrorIsReportedOnce(t *testing.T) {

@@ -398,7 +398,7 @@ stages:
   e2eorphan_w:
     uses: command
     retries: 1
-    slurm:
+    executor:
       prelude:
         - >-
           if [ ! -f %[1]s/m1 ]; then touch %[1]s/m1; setsid bash -c 'echo $$ > %[1]s/orphan.pid; trap "" TERM;

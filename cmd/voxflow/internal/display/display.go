@@ -1,4 +1,7 @@
-package engine
+// Package display draws a run's progress on the terminal: Plain writes one
+// log line per event, for logs and pipes; TTY redraws a live block with a
+// line per running instance. Both implement engine.Display.
+package display
 
 import (
 	"fmt"
@@ -8,19 +11,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/voxflow/voxflow/engine"
 	"github.com/voxflow/voxflow/stages"
 )
 
-// Display shows a run's progress. Implementations are safe for concurrent
-// use: stages report from their own goroutines.
-type Display interface {
-	Cached(instance string)
-	Started(instance string)
-	Waiting(instance, why string)
-	Progress(instance string, u stages.Update)
-	Finished(instance string, status string, d time.Duration, err error, logTail []string)
-	Close()
-}
+// Both displays are what Runner reports to.
+var (
+	_ engine.Display = (*Plain)(nil)
+	_ engine.Display = (*TTY)(nil)
+)
 
 // counts tallies instance outcomes for the totals line. Interrupted
 // instances (Ctrl-C) are counted apart from failed ones, so the totals line
@@ -31,13 +30,13 @@ type counts struct{ done, cached, running, failed, interrupted, submitted, notCh
 func (c *counts) finish(status string) {
 	c.running--
 	switch status {
-	case StatusSucceeded:
+	case engine.StatusSucceeded:
 		c.done++
-	case StatusSubmitted:
+	case engine.StatusSubmitted:
 		c.submitted++
-	case StatusInterrupted:
+	case engine.StatusInterrupted:
 		c.interrupted++
-	case StatusNotChosen:
+	case engine.StatusNotChosen:
 		c.notChosen++
 	default:
 		c.failed++
@@ -112,9 +111,9 @@ func formatUpdate(u stages.Update, rate float64, eta time.Duration) string {
 	return strings.TrimSpace(b.String())
 }
 
-// PlainDisplay writes one log line per event, for logs and pipes. Progress
+// Plain writes one log line per event, for logs and pipes. Progress
 // lines are throttled per instance.
-type PlainDisplay struct {
+type Plain struct {
 	W        io.Writer
 	Interval time.Duration // minimum time between progress lines of one instance; 0 = 5s
 
@@ -124,12 +123,12 @@ type PlainDisplay struct {
 	c     counts
 }
 
-func (p *PlainDisplay) logf(format string, args ...any) {
+func (p *Plain) logf(format string, args ...any) {
 	fmt.Fprintf(p.W, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 }
 
 // Cached records a reused instance.
-func (p *PlainDisplay) Cached(inst string) {
+func (p *Plain) Cached(inst string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.c.cached++
@@ -137,7 +136,7 @@ func (p *PlainDisplay) Cached(inst string) {
 }
 
 // Started records a started instance.
-func (p *PlainDisplay) Started(inst string) {
+func (p *Plain) Started(inst string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.c.running++
@@ -145,14 +144,14 @@ func (p *PlainDisplay) Started(inst string) {
 }
 
 // Waiting records an instance waiting on something outside this run.
-func (p *PlainDisplay) Waiting(inst, why string) {
+func (p *Plain) Waiting(inst, why string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.logf("waiting  %s: %s", inst, why)
 }
 
 // Progress records a progress update, at most one line per Interval.
-func (p *PlainDisplay) Progress(inst string, u stages.Update) {
+func (p *Plain) Progress(inst string, u stages.Update) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.last == nil {
@@ -177,18 +176,18 @@ func (p *PlainDisplay) Progress(inst string, u stages.Update) {
 }
 
 // Finished records an instance's end.
-func (p *PlainDisplay) Finished(inst, status string, d time.Duration, err error, tail []string) {
+func (p *Plain) Finished(inst, status string, d time.Duration, err error, tail []string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.c.finish(status)
 	switch status {
-	case StatusSucceeded:
+	case engine.StatusSucceeded:
 		p.logf("done     %s (%s)", inst, d.Round(time.Millisecond))
 		return
-	case StatusSubmitted:
+	case engine.StatusSubmitted:
 		p.logf("submitted %s: %v", inst, err)
 		return
-	case StatusNotChosen:
+	case engine.StatusNotChosen:
 		p.logf("skip     %s: %v", inst, err)
 		return
 	}
@@ -199,16 +198,16 @@ func (p *PlainDisplay) Finished(inst, status string, d time.Duration, err error,
 }
 
 // Close prints the totals.
-func (p *PlainDisplay) Close() {
+func (p *Plain) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.logf("totals   %s", &p.c)
 }
 
-// TTYDisplay redraws a live block on a terminal: one line per running
+// TTY redraws a live block on a terminal: one line per running
 // instance with its own progress, plus a totals line. Finished instances
 // scroll above the block.
-type TTYDisplay struct {
+type TTY struct {
 	W     io.Writer
 	Width int // terminal width; 0 = 100
 
@@ -226,9 +225,9 @@ type liveLine struct {
 	rt    rateTracker
 }
 
-// NewTTYDisplay starts a display that redraws every 200 ms.
-func NewTTYDisplay(w io.Writer, width int) *TTYDisplay {
-	d := &TTYDisplay{W: w, Width: width, running: map[string]*liveLine{}, stop: make(chan struct{}), stopped: make(chan struct{})}
+// NewTTY starts a display that redraws every 200 ms.
+func NewTTY(w io.Writer, width int) *TTY {
+	d := &TTY{W: w, Width: width, running: map[string]*liveLine{}, stop: make(chan struct{}), stopped: make(chan struct{})}
 	go func() {
 		defer close(d.stopped)
 		t := time.NewTicker(200 * time.Millisecond)
@@ -248,7 +247,7 @@ func NewTTYDisplay(w io.Writer, width int) *TTYDisplay {
 }
 
 // clear erases the live block; callers hold mu.
-func (d *TTYDisplay) clear() {
+func (d *TTY) clear() {
 	for i := 0; i < d.drawn; i++ {
 		fmt.Fprint(d.W, "\x1b[1A\x1b[2K")
 	}
@@ -256,7 +255,7 @@ func (d *TTYDisplay) clear() {
 }
 
 // redraw repaints the live block; callers hold mu.
-func (d *TTYDisplay) redraw() {
+func (d *TTY) redraw() {
 	d.clear()
 	names := make([]string, 0, len(d.running))
 	for n := range d.running {
@@ -281,7 +280,7 @@ func (d *TTYDisplay) redraw() {
 }
 
 // printAbove prints a permanent line above the live block; callers hold mu.
-func (d *TTYDisplay) printAbove(format string, args ...any) {
+func (d *TTY) printAbove(format string, args ...any) {
 	d.clear()
 	fmt.Fprintf(d.W, format+"\n", args...)
 	d.redraw()
@@ -289,14 +288,14 @@ func (d *TTYDisplay) printAbove(format string, args ...any) {
 
 // Cached records a reused instance. Cached instances are counted, not
 // listed, so a mostly-cached 10,000-stage rerun stays readable.
-func (d *TTYDisplay) Cached(string) {
+func (d *TTY) Cached(string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.c.cached++
 }
 
 // Started adds a live line.
-func (d *TTYDisplay) Started(inst string) {
+func (d *TTY) Started(inst string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.c.running++
@@ -304,7 +303,7 @@ func (d *TTYDisplay) Started(inst string) {
 }
 
 // Waiting shows why a started instance is not running yet.
-func (d *TTYDisplay) Waiting(inst, why string) {
+func (d *TTY) Waiting(inst, why string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if l := d.running[inst]; l != nil {
@@ -313,7 +312,7 @@ func (d *TTYDisplay) Waiting(inst, why string) {
 }
 
 // Progress updates an instance's live line.
-func (d *TTYDisplay) Progress(inst string, u stages.Update) {
+func (d *TTY) Progress(inst string, u stages.Update) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if l := d.running[inst]; l != nil {
@@ -323,19 +322,19 @@ func (d *TTYDisplay) Progress(inst string, u stages.Update) {
 }
 
 // Finished removes the live line and prints the outcome above the block.
-func (d *TTYDisplay) Finished(inst, status string, dur time.Duration, err error, tail []string) {
+func (d *TTY) Finished(inst, status string, dur time.Duration, err error, tail []string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.running, inst)
 	d.c.finish(status)
 	switch status {
-	case StatusSucceeded:
+	case engine.StatusSucceeded:
 		d.printAbove("  ✔ %s (%s)", inst, dur.Round(time.Millisecond))
 		return
-	case StatusSubmitted:
+	case engine.StatusSubmitted:
 		d.printAbove("  ⇢ %s %v", inst, err)
 		return
-	case StatusNotChosen:
+	case engine.StatusNotChosen:
 		d.printAbove("  · %s %v", inst, err)
 		return
 	}
@@ -348,7 +347,7 @@ func (d *TTYDisplay) Finished(inst, status string, dur time.Duration, err error,
 }
 
 // Close stops redrawing and leaves the final totals on screen.
-func (d *TTYDisplay) Close() {
+func (d *TTY) Close() {
 	close(d.stop)
 	<-d.stopped
 	d.mu.Lock()

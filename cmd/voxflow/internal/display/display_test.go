@@ -1,4 +1,4 @@
-package engine
+package display
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/voxflow/voxflow/engine"
 	"github.com/voxflow/voxflow/stages"
 )
 
@@ -30,14 +31,14 @@ func TestFormatUpdateShowsRateAndETA(t *testing.T) {
 
 func TestTTYDisplayRedrawsLiveLines(t *testing.T) {
 	var buf bytes.Buffer
-	d := NewTTYDisplay(&buf, 80)
+	d := NewTTY(&buf, 80)
 	d.Started("tune_cl[subj01,FFA-1]")
 	d.Progress("tune_cl[subj01,FFA-1]", stages.Update{Phase: "epoch 2/5", Done: 10, Total: 100, Unit: "img", Rate: 5})
 	d.Cached("data")
 	d.Started("bad")
-	d.Finished("bad", StatusFailed, time.Second, errors.New("exit 3"), []string{"last line"})
+	d.Finished("bad", engine.StatusFailed, time.Second, errors.New("exit 3"), []string{"last line"})
 	time.Sleep(300 * time.Millisecond) // one redraw tick
-	d.Finished("tune_cl[subj01,FFA-1]", StatusSucceeded, 2*time.Second, nil, nil)
+	d.Finished("tune_cl[subj01,FFA-1]", engine.StatusSucceeded, 2*time.Second, nil, nil)
 	d.Close()
 	out := buf.String()
 	for _, want := range []string{"epoch 2/5 10/100 img, 5.0 img/s, ETA 18s", "✘ bad failed", "| last line", "✔ tune_cl[subj01,FFA-1]", "1 done, 1 cached, 0 running, 1 failed", "\x1b[1A\x1b[2K"} {
@@ -51,16 +52,41 @@ func TestTTYDisplayRedrawsLiveLines(t *testing.T) {
 // so, not as failed, to agree with the run's summary line.
 func TestDisplaysCountInterruptedApart(t *testing.T) {
 	var plain, tty bytes.Buffer
-	for _, d := range []Display{&PlainDisplay{W: &plain}, NewTTYDisplay(&tty, 80)} {
+	for _, d := range []engine.Display{&Plain{W: &plain}, NewTTY(&tty, 80)} {
 		d.Started("a")
 		d.Started("b")
-		d.Finished("a", StatusInterrupted, time.Second, errors.New("context canceled"), nil)
-		d.Finished("b", StatusFailed, time.Second, errors.New("exit 1"), nil)
+		d.Finished("a", engine.StatusInterrupted, time.Second, errors.New("context canceled"), nil)
+		d.Finished("b", engine.StatusFailed, time.Second, errors.New("exit 1"), nil)
 		d.Close()
 	}
 	for name, out := range map[string]string{"plain": plain.String(), "tty": tty.String()} {
 		if !strings.Contains(out, "0 done, 0 cached, 0 running, 1 failed, 1 interrupted") {
 			t.Errorf("%s totals do not count the interrupted instance apart:\n%s", name, out)
+		}
+	}
+}
+
+// Plain keeps logs short: between two lines of one instance's progress at
+// least Interval passes, except that the update completing a phase is
+// always shown.
+func TestPlainThrottlesProgress(t *testing.T) {
+	var buf bytes.Buffer
+	p := &Plain{W: &buf, Interval: time.Hour}
+	p.Started("fit")
+	for i := 1; i <= 5; i++ {
+		p.Progress("fit", stages.Update{Phase: "fold", Done: float64(i), Total: 10})
+	}
+	p.Progress("other", stages.Update{Phase: "fold", Done: 1, Total: 10})
+	p.Progress("fit", stages.Update{Phase: "fold", Done: 10, Total: 10})
+	p.Finished("fit", engine.StatusSucceeded, 1500*time.Millisecond, nil, nil)
+	p.Close()
+	out := buf.String()
+	if n := strings.Count(out, "progress fit: "); n != 2 {
+		t.Errorf("%d progress lines for fit, want 2 (the first and the last):\n%s", n, out)
+	}
+	for _, want := range []string{"progress fit: fold 1/10", "progress fit: fold 10/10", "progress other: fold 1/10", "done     fit (1.5s)", "totals   1 done, 0 cached, 0 running, 0 failed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plain display lacks %q:\n%s", want, out)
 		}
 	}
 }

@@ -1,15 +1,21 @@
-package engine
+// Package compare lines up runs side by side for `voxflow compare` and
+// `voxflow diff`: the params that differ between them and their metrics,
+// per stage instance, with the number formats the tables print.
+package compare
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 
 	"github.com/voxflow/voxflow/cache"
+	"github.com/voxflow/voxflow/engine"
 )
 
 // Comparison lines up runs side by side: the params that differ between
@@ -46,9 +52,10 @@ func (m MetricRow) MarshalJSON() ([]byte, error) {
 	return json.Marshal(map[string]any{"instance": m.Instance, "metric": m.Metric, "values": vals})
 }
 
-// Compare gathers params and metrics of runs. filter, when non-empty, is a
-// path.Match pattern on "instance:metric" (or just the metric name).
-func Compare(ctx context.Context, store *cache.Store, runs []cache.Run, columns []string, filter string) (*Comparison, error) {
+// Runs gathers params and metrics of runs; columns names them, in the same
+// order. filter, when non-empty, is a path.Match pattern on
+// "instance:metric" (or just the metric name).
+func Runs(ctx context.Context, store *cache.Store, runs []cache.Run, columns []string, filter string) (*Comparison, error) {
 	c := &Comparison{Columns: columns, Runs: runs}
 	type cell struct {
 		params  map[string]string
@@ -69,7 +76,7 @@ func Compare(ctx context.Context, store *cache.Store, runs []cache.Run, columns 
 			}
 			ps := map[string]string{}
 			for k, v := range params {
-				ps[k] = short(v)
+				ps[k] = engine.ShortValue(v)
 			}
 			m, err := store.Metrics(ctx, e.ID)
 			if err != nil {
@@ -96,7 +103,7 @@ func Compare(ctx context.Context, store *cache.Store, runs []cache.Run, columns 
 				}
 			}
 		}
-		for _, p := range sortedKeys(pnames) {
+		for _, p := range slices.Sorted(maps.Keys(pnames)) {
 			row := ParamRow{Instance: inst, Param: p, Values: make([]string, len(runs))}
 			differ := false
 			for i := range runs {
@@ -109,7 +116,7 @@ func Compare(ctx context.Context, store *cache.Store, runs []cache.Run, columns 
 				c.Params = append(c.Params, row)
 			}
 		}
-		for _, m := range sortedKeys(mnames) {
+		for _, m := range slices.Sorted(maps.Keys(mnames)) {
 			row := MetricRow{Instance: inst, Metric: m, Values: make([]float64, len(runs))}
 			for i := range runs {
 				v, ok := perRun[i][inst].metrics[m]
@@ -124,18 +131,11 @@ func Compare(ctx context.Context, store *cache.Store, runs []cache.Run, columns 
 	return c, nil
 }
 
+// match reports whether s matches pattern; a malformed pattern matches
+// nothing.
 func match(pattern, s string) bool {
 	ok, err := path.Match(pattern, s)
 	return err == nil && ok
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // FormatMetric renders a metric value compactly ("-" when absent).

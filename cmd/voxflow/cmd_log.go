@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+)
+
+// cmdLog is `voxflow log INSTANCE`: the captured log of an instance's
+// newest execution, or with --attempt one Slurm attempt's record.
+func cmdLog(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("log", "INSTANCE [flags]", stdout, stderr)
+	cacheDir := fs.String("cache", "", "cache directory (default $VOXFLOW_CACHE or ./.voxflow)")
+	specName := fs.String("spec", "", "only executions of this spec name")
+	attempt := fs.Int("attempt", 0, "print Slurm attempt N of the instance (job, end state, script and Slurm log) instead of the captured log")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	name, err := onePositional(pos, "INSTANCE")
+	if err != nil {
+		return err
+	}
+	store, err := openExistingStore(ctx, *cacheDir, "", false, "log")
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	e, err := findOne(ctx, store, *specName, name)
+	if err != nil {
+		return err
+	}
+	if *attempt != 0 {
+		return printAttempt(stdout, store, e, *attempt)
+	}
+	if e.Log == "" {
+		return fmt.Errorf("%s: no log was captured", e.Instance)
+	}
+	p, err := store.Path(ctx, e.Log)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(stdout, f)
+	return err
+}

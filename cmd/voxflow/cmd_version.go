@@ -1,0 +1,20 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+
+	"github.com/voxflow/voxflow/engine"
+)
+
+// cmdVersion is `voxflow version`.
+func cmdVersion(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("version", "", stdout, stderr)
+	if _, err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(stdout, "voxflow %s (%s)\n", engine.Version, runtime.Version())
+	return err
+}
