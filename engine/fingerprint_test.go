@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,7 +89,7 @@ func TestPathParamsKeyedByContent(t *testing.T) {
 
 	run := func(p *Project) *RunResult {
 		t.Helper()
-		res, err := (&Runner{Store: store, Display: &PlainDisplay{W: io.Discard}}).Run(ctx, p, RunOptions{Jobs: 1, SpecPath: specPath})
+		res, err := (&Runner{Store: store, Display: discardDisplay{}}).Run(ctx, p, RunOptions{Jobs: 1, SpecPath: specPath})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -23,12 +23,12 @@ type hitBatch struct {
 
 // openHits takes the gc lock shared for one scheduling round. When ctx is
 // already cancelled nothing is taken: the round starts nothing anyway.
-func (r *Runner) openHits(ctx context.Context, runID int64) (*hitBatch, error) {
-	b := &hitBatch{store: r.Store, runID: runID, release: func() {}}
+func openHits(ctx context.Context, store *cache.Store, runID int64) (*hitBatch, error) {
+	b := &hitBatch{store: store, runID: runID, release: func() {}}
 	if ctx.Err() != nil {
 		return b, nil
 	}
-	release, err := r.Store.Protect(ctx)
+	release, err := store.Protect(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return b, nil
@@ -63,12 +63,12 @@ func (b *hitBatch) close(ctx context.Context) error {
 // stderr; the key is then a miss, unless an older execution is intact. The
 // caller holds the gc lock shared, so nothing it finds here is deleted
 // before the caller links it.
-func (r *Runner) cachedHit(ctx context.Context, instance string, key cache.Digest, reusable map[cache.Digest]*cache.Execution) (*cache.Execution, bool, error) {
+func cachedHit(ctx context.Context, store *cache.Store, instance string, key cache.Digest, reusable map[cache.Digest]*cache.Execution) (*cache.Execution, bool, error) {
 	ex, ok := reusable[key]
 	if ok {
 		// The map was read when the run began; a corruption found since
 		// (by this run or another process) may have invalidated the entry.
-		cur, err := r.Store.Execution(ctx, ex.ID)
+		cur, err := store.Execution(ctx, ex.ID)
 		if err != nil {
 			return nil, false, fmt.Errorf("check cached execution: %w", err)
 		}
@@ -77,12 +77,12 @@ func (r *Runner) cachedHit(ctx context.Context, instance string, key cache.Diges
 	for attempt := 0; attempt < 3; attempt++ {
 		if !ok || attempt > 0 {
 			var err error
-			ex, ok, err = r.Store.Lookup(ctx, key)
+			ex, ok, err = store.Lookup(ctx, key)
 			if err != nil || !ok {
 				return nil, false, err
 			}
 		}
-		err := r.Store.Intact(ctx, ex.Output)
+		err := store.Intact(ctx, ex.Output)
 		switch {
 		case err == nil:
 			return ex, true, nil

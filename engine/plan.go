@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/voxflow/voxflow/cache"
 	"github.com/voxflow/voxflow/engine/spec"
+	"github.com/voxflow/voxflow/stages"
 )
 
 // Plan actions.
@@ -39,74 +39,30 @@ type PlanItem struct {
 // successful execution: changed params, changed inputs, changed
 // implementation, never run, or forced.
 func Plan(ctx context.Context, store *cache.Store, p *Project, force []string) ([]PlanItem, error) {
-	reusable, err := store.Reusable(ctx, p.Spec.Name)
+	d, err := newDecider(ctx, store, p, force, false)
 	if err != nil {
 		return nil, err
 	}
-	outputs := map[string]cache.Digest{}
-	memo := newPathMemo()
-	sel := newSelector(store)
 	items := make([]PlanItem, 0, len(p.Graph.Instances))
 	for _, inst := range p.Graph.Instances {
-		kind := p.Kinds[inst.Stage.Name]
-		it := PlanItem{Instance: inst.ID, Stage: inst.Stage.Name, Kind: kind.Desc.Kind, Action: ActionRun}
-		inst, gated := planGate(ctx, sel, inst, &it)
-		if gated {
-			items = append(items, it)
-			continue
-		}
-		forced := slices.Contains(force, inst.Stage.Name) || slices.Contains(force, inst.ID)
-		in, known, err := artifacts(ctx, store, inst, outputs, false)
+		dec, err := d.decide(ctx, inst)
 		if err != nil {
 			return nil, err
 		}
-		var (
-			key   Key
-			files []PathInput
-		)
-		if known {
-			key, files, err = instanceKey(ctx, store, memo, kind, inst, in, false)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", inst.ID, err)
-			}
-			it.Key = string(key.Digest)
-			sel.keyed(inst.ID, key.Digest)
-			if !forced {
-				ex, ok := reusable[key.Digest]
-				if !ok {
-					ex, ok, err = store.Lookup(ctx, key.Digest)
-					if err != nil {
-						return nil, fmt.Errorf("%s: %w", inst.ID, err)
-					}
-				}
-				if ok {
-					it.Action, it.Output = ActionCached, string(ex.Output)
-					outputs[inst.ID] = ex.Output
-					items = append(items, it)
-					continue
-				}
-			}
+		if dec.keyErr != nil {
+			return nil, dec.keyErr
 		}
-		var pending []string
-		for port, edges := range inst.Inputs {
-			for _, e := range edges {
-				if _, ok := outputs[e.From.ID]; !ok {
-					pending = append(pending, fmt.Sprintf("input %s: upstream %s runs first", port, e.From.ID))
-					break
-				}
-			}
+		it := PlanItem{Instance: inst.ID, Stage: inst.Stage.Name, Kind: p.Kinds[inst.Stage.Name].Desc.Kind,
+			Action: dec.action, Reasons: dec.reasons, Chosen: dec.chosen}
+		if dec.selErr != nil {
+			it.Problem = dec.selErr.Error()
 		}
-		slices.Sort(pending)
-		if !known {
-			// The key waits for upstream outputs; changed files are worth
-			// naming all the same.
-			if files, err = fingerprintParams(ctx, store, memo, kind, inst.Params, false); err != nil {
-				return nil, fmt.Errorf("%s: %w", inst.ID, err)
-			}
+		if dec.known {
+			it.Key = string(dec.key.Digest)
 		}
-		it.Reasons, err = reasons(ctx, store, p, inst, kind, key, files, pending, forced)
-		if err != nil {
-			return nil, err
+		if dec.hit != nil {
+			it.Output = string(dec.hit.Output)
+			d.produced(inst.ID, dec.hit.Output)
 		}
 		items = append(items, it)
 	}
@@ -131,7 +87,7 @@ func reasons(ctx context.Context, store *cache.Store, p *Project, inst *spec.Ins
 	if last.Impl != kind.Impl {
 		rs = append(rs, implChanged(kind.Desc.Kind, last.Impl, kind.Impl))
 	}
-	newParams, err := spec.CanonicalJSON(map[string]any(inst.Params))
+	newParams, err := stages.EncodeValue(inst.Params)
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -52,7 +51,7 @@ func TestPlanNamesTheKindWhoseCodeChanged(t *testing.T) {
 		return p
 	}
 	oldID, newID := strings.Repeat("a1", 32), strings.Repeat("b2", 32)
-	res, err := (&Runner{Store: store, Display: &PlainDisplay{W: io.Discard}}).Run(ctx, load(oldID), RunOptions{Jobs: 1, SpecPath: specPath})
+	res, err := (&Runner{Store: store, Display: discardDisplay{}}).Run(ctx, load(oldID), RunOptions{Jobs: 1, SpecPath: specPath})
 	if err != nil || res.Executed != 1 {
 		t.Fatalf("first run: %+v, %v; want one instance executed", res, err)
 	}

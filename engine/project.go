@@ -33,15 +33,15 @@ func Load(ctx context.Context, reg *Registry, path string, opt spec.Options) (*P
 	}
 	// Parse errors come back again from Validate, with the kind-dependent
 	// ones, so the user sees every problem at once.
-	res := reg.Resolver(ctx, s.Dir, s.Plugins)
+	res := reg.Resolver(s.Dir, s.Plugins)
 	// Expand validates first and reports every problem at once.
-	g, err := spec.Expand(s, res.Describe, reg.KindNames()...)
+	g, err := spec.Expand(s, res.Kinds(ctx), reg.KindNames()...)
 	if err != nil {
-		return nil, pluginErrors(err, s, res)
+		return nil, pluginErrors(ctx, err, s, res)
 	}
 	p := &Project{Spec: s, Graph: g, Kinds: map[string]*Kind{}}
 	for _, st := range s.Stages {
-		k, err := res.Resolve(st.Uses)
+		k, err := res.Resolve(ctx, st.Uses)
 		if err != nil {
 			return nil, fmt.Errorf("%s: stage %s: %w", st.Pos, st.Name, err)
 		}
@@ -53,7 +53,7 @@ func Load(ctx context.Context, reg *Registry, path string, opt spec.Options) (*P
 // pluginErrors replaces validation's "unknown stage kind" for a stage whose
 // plugin failed to start with that plugin's own error: the kind is not
 // unknown, its plugin is broken, and one line should say so.
-func pluginErrors(err error, s *spec.Spec, res *Resolver) error {
+func pluginErrors(ctx context.Context, err error, s *spec.Spec, res *Resolver) error {
 	var list spec.ErrorList
 	if !errors.As(err, &list) {
 		return err
@@ -65,7 +65,7 @@ func pluginErrors(err error, s *spec.Spec, res *Resolver) error {
 		if st.Uses == "" {
 			continue
 		}
-		if _, rerr := res.Resolve(st.Uses); rerr != nil && !errors.Is(rerr, ErrUnknownKind) {
+		if _, rerr := res.Resolve(ctx, st.Uses); rerr != nil && !errors.Is(rerr, ErrUnknownKind) {
 			pos := st.FieldPos["uses"]
 			broken[pos] = true
 			msg := fmt.Sprintf("stage %s: %v", st.Name, rerr)

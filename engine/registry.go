@@ -136,29 +136,29 @@ func (r *Registry) LoadPlugin(ctx context.Context, path string) ([]*Kind, error)
 }
 
 // Resolver resolves `uses:` strings for one spec, whose `plugins:` table
-// maps names to binaries.
+// maps names to binaries. Each call takes the context that bounds the
+// plugins it may have to start.
 type Resolver struct {
 	reg     *Registry
-	ctx     context.Context
 	dir     string            // spec directory: relative plugin paths start here
 	plugins map[string]string // spec plugins table: name -> abs path
 }
 
 // Resolver returns a resolver for a spec in dir with the given plugins
 // table (name -> binary path).
-func (r *Registry) Resolver(ctx context.Context, dir string, plugins map[string]string) *Resolver {
-	return &Resolver{reg: r, ctx: ctx, dir: dir, plugins: plugins}
+func (r *Registry) Resolver(dir string, plugins map[string]string) *Resolver {
+	return &Resolver{reg: r, dir: dir, plugins: plugins}
 }
 
 // Resolve maps a `uses:` value to a kind: "plugin:PATH[#kind]", a kind
 // served by a plugin in the spec's table, or a builtin.
-func (rs *Resolver) Resolve(uses string) (*Kind, error) {
+func (rs *Resolver) Resolve(ctx context.Context, uses string) (*Kind, error) {
 	if path, ok := strings.CutPrefix(uses, "plugin:"); ok {
 		path, want, _ := strings.Cut(path, "#")
 		if !filepath.IsAbs(path) {
 			path = filepath.Join(rs.dir, path)
 		}
-		ks, err := rs.reg.LoadPlugin(rs.ctx, path)
+		ks, err := rs.reg.LoadPlugin(ctx, path)
 		if err != nil {
 			return nil, err
 		}
@@ -187,7 +187,7 @@ func (rs *Resolver) Resolve(uses string) (*Kind, error) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		ks, err := rs.reg.LoadPlugin(rs.ctx, rs.plugins[n])
+		ks, err := rs.reg.LoadPlugin(ctx, rs.plugins[n])
 		if err != nil {
 			return nil, fmt.Errorf("plugins.%s: %w", n, err)
 		}
@@ -209,11 +209,14 @@ func (rs *Resolver) known() []string {
 	return out
 }
 
-// Describe adapts the resolver to the spec package's kind lookup.
-func (rs *Resolver) Describe(uses string) (stages.Description, bool) {
-	k, err := rs.Resolve(uses)
-	if err != nil {
-		return stages.Description{}, false
+// Kinds adapts the resolver to the spec package's kind lookup, starting
+// plugins under ctx.
+func (rs *Resolver) Kinds(ctx context.Context) spec.Kinds {
+	return func(uses string) (stages.Description, bool) {
+		k, err := rs.Resolve(ctx, uses)
+		if err != nil {
+			return stages.Description{}, false
+		}
+		return k.Desc, true
 	}
-	return k.Desc, true
 }

@@ -98,7 +98,7 @@ func TestRemoteInstancesIgnoreLocalBudgets(t *testing.T) {
 			t.Errorf("plan: %s problem %q; want one only for big", it.Instance, it.Problem)
 		}
 	}
-	res, err := (&Runner{Store: store, Display: &PlainDisplay{W: io.Discard}, Executor: exe}).Run(ctx, p,
+	res, err := (&Runner{Store: store, Display: discardDisplay{}, Executor: exe}).Run(ctx, p,
 		RunOptions{CPUs: 1, GPUs: 0, KeepGoing: true, SpecPath: specPath})
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -313,52 +312,6 @@ func choose(g *spec.Gate, vals []float64) *choice {
 }
 
 func formatValue(v float64) string { return fmt.Sprintf("%.4g", v) }
-
-// admit is the run loop's hook: it decides whether st runs now. done is
-// true when st was settled here (not chosen, or a selection that cannot
-// be evaluated), with the result to finish it with.
-func (r *Runner) admit(ctx context.Context, sel *selector, st *instState) (instResult, bool) {
-	inst, v, err := sel.admit(ctx, st.inst)
-	st.inst = inst
-	if err == nil && v.action == ActionWaiting {
-		// Every upstream instance succeeded in this run, so its metrics
-		// are recorded: not finding them is a broken cache, not a wait.
-		err = errors.New(v.reason + ": the upstream succeeded but its execution is not in the cache index")
-	}
-	if err != nil {
-		err = fmt.Errorf("%s: %w", inst.ID, err)
-		r.Display.Started(inst.ID)
-		r.Display.Finished(inst.ID, StatusFailed, 0, err, nil)
-		return instResult{st: st, status: StatusFailed, err: err}, true
-	}
-	if v.action == ActionNotChosen {
-		r.Display.Started(inst.ID)
-		r.Display.Finished(inst.ID, StatusNotChosen, 0, errors.New(v.reason), nil)
-		return instResult{st: st, status: StatusNotChosen}, true
-	}
-	return instResult{}, false
-}
-
-// planGate is Plan's hook: it settles it for a gated instance (waiting,
-// not chosen, or a selection error as its Problem) and returns true, or
-// notes why a chosen instance was chosen and returns false with the
-// instance to plan (its edges from unchosen instances dropped).
-func planGate(ctx context.Context, sel *selector, inst *spec.Instance, it *PlanItem) (*spec.Instance, bool) {
-	pruned, v, err := sel.admit(ctx, inst)
-	switch {
-	case err != nil:
-		it.Problem = err.Error()
-		return pruned, true
-	case v.action == ActionNotChosen:
-		it.Action, it.Reasons = ActionNotChosen, []string{v.reason}
-		return pruned, true
-	case v.action == ActionWaiting:
-		it.Action, it.Reasons = ActionWaiting, []string{v.reason}
-		return pruned, true
-	}
-	it.Chosen = v.note
-	return pruned, false
-}
 
 // Chosen lists, per stage with a selecting foreach key, the values the
 // executions of one run ran for: "probe_cl" -> "subject" -> [subj01].
