@@ -30,6 +30,7 @@ test: deps build
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParseValidate -fuzztime=$(FUZZTIME) ./engine/spec
 	$(GO) test -run='^$$' -fuzz=FuzzReadNPY -fuzztime=$(FUZZTIME) ./numerics/npy
+	$(GO) test -run='^$$' -fuzz=FuzzValueRoundTrip -fuzztime=$(FUZZTIME) ./stages
 
 # Record the builtin kinds' code digests (stages/builtin/impl_gen.go) after
 # changing their code; make test fails until this is run. A change that

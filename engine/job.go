@@ -11,7 +11,7 @@ import (
 
 // Job is one stage instance ready to execute, in plain values so that it can
 // be written as JSON and executed by another process or on another host
-// (`voxflow exec-job job.json` on a Slurm node).
+// (`voxflow exec-job job.json` on a cluster node, see ExecJobFile).
 type Job struct {
 	Key      string                       `json:"key"`      // the instance's cache key (hex BLAKE3)
 	Spec     string                       `json:"spec"`     // spec name
@@ -35,7 +35,8 @@ type Job struct {
 	Timeout   time.Duration    `json:"timeout"`   // 0 = none
 	Isolate   string           `json:"isolate"`   // inline | process
 	// Executor holds executor options merged from the spec's top-level
-	// `executor:` map and the stage's own `slurm:` map.
+	// `executor:` map (without its type) and the stage's own `executor:`
+	// map (the stage wins), for the executor that runs the job to parse.
 	Executor map[string]any `json:"executor,omitempty"`
 	// Protect lists directories the job must never write (the store); see
 	// stages.Request.Protect.

@@ -1,17 +1,18 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/zeebo/blake3"
 
 	"github.com/voxflow/voxflow/cache"
-	"github.com/voxflow/voxflow/engine/spec"
 	"github.com/voxflow/voxflow/stages"
 )
 
@@ -25,8 +26,10 @@ type Key struct {
 
 // keyDomain versions the key derivation: changing it invalidates every
 // cache, so it changes only with the derivation itself. v2: the content of
-// path params (outside inputs) enters the key.
-const keyDomain = "voxflow-key-v2"
+// path params (outside inputs) enters the key. v3: params, inputs and
+// labels are encoded by the one plain-value codec (stages.EncodeValue),
+// which keeps the sign of -0 where v2 hashed it as 0.
+const keyDomain = "voxflow-key-v3"
 
 // ComputeKey derives the key of one instance of kind with the given params,
 // labels and input artifacts (whose Digest fields must be set). Everything
@@ -37,7 +40,7 @@ const keyDomain = "voxflow-key-v2"
 // name (see fingerprint.go): they enter the inputs encoding as "param:<name>"
 // ports, so a file edited under a data root changes the key.
 func ComputeKey(kind *Kind, params stages.Params, labels map[string]string, inputs map[string][]stages.Artifact, files []PathInput) (Key, error) {
-	p, err := spec.CanonicalJSON(map[string]any(params))
+	p, err := stages.EncodeValue(params)
 	if err != nil {
 		return Key{}, fmt.Errorf("encode params: %w", err)
 	}
@@ -50,7 +53,7 @@ func ComputeKey(kind *Kind, params stages.Params, labels map[string]string, inpu
 				m["output"] = a.Output
 			}
 			if len(a.Labels) > 0 {
-				m["labels"] = stringMap(a.Labels)
+				m["labels"] = a.Labels
 			}
 			list[i] = m
 		}
@@ -59,11 +62,11 @@ func ComputeKey(kind *Kind, params stages.Params, labels map[string]string, inpu
 	for port, list := range pathPorts(files) {
 		ports[port] = list
 	}
-	in, err := spec.CanonicalJSON(ports)
+	in, err := stages.EncodeValue(ports)
 	if err != nil {
 		return Key{}, fmt.Errorf("encode inputs: %w", err)
 	}
-	lb, err := spec.CanonicalJSON(stringMap(labels))
+	lb, err := stages.EncodeValue(labels)
 	if err != nil {
 		return Key{}, fmt.Errorf("encode labels: %w", err)
 	}
@@ -78,35 +81,16 @@ func ComputeKey(kind *Kind, params stages.Params, labels map[string]string, inpu
 	return Key{Digest: cache.Digest(hex.EncodeToString(h.Sum(nil))), Params: string(p), Inputs: string(in)}, nil
 }
 
-func stringMap(m map[string]string) map[string]any {
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
-
 // paramDiff explains how two canonical param encodings differ, one entry
 // per changed param ("param temperature 0.1 -> 0.05").
 func paramDiff(oldJSON, newJSON string) []string {
-	var o, n map[string]any
-	if json.Unmarshal([]byte(oldJSON), &o) != nil || json.Unmarshal([]byte(newJSON), &n) != nil {
+	o, ook := decodeObject(oldJSON)
+	n, nok := decodeObject(newJSON)
+	if !ook || !nok {
 		return []string{"params changed"}
 	}
-	names := map[string]bool{}
-	for k := range o {
-		names[k] = true
-	}
-	for k := range n {
-		names[k] = true
-	}
-	keys := make([]string, 0, len(names))
-	for k := range names {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var out []string
-	for _, k := range keys {
+	for _, k := range unionKeys(o, n) {
 		ov, ook := o[k]
 		nv, nok := n[k]
 		switch {
@@ -114,8 +98,14 @@ func paramDiff(oldJSON, newJSON string) []string {
 			out = append(out, fmt.Sprintf("param %s added (%s)", k, short(nv)))
 		case !nok:
 			out = append(out, fmt.Sprintf("param %s removed (was %s)", k, short(ov)))
-		case short(ov) != short(nv):
-			out = append(out, fmt.Sprintf("param %s %s -> %s", k, short(ov), short(nv)))
+		case !sameValue(ov, nv):
+			os, ns := short(ov), short(nv)
+			if os == ns {
+				// Plain JSON hides what changed (1 -> 1.0, 0 -> -0); the
+				// key's own encoding shows it.
+				os, ns = canonShort(ov), canonShort(nv)
+			}
+			out = append(out, fmt.Sprintf("param %s %s -> %s", k, os, ns))
 		}
 	}
 	return out
@@ -124,32 +114,67 @@ func paramDiff(oldJSON, newJSON string) []string {
 // inputDiff explains which input ports changed between two canonical
 // input encodings; the pseudo ports of path params are left to pathDiff.
 func inputDiff(oldJSON, newJSON string) []string {
-	var o, n map[string]any
-	if json.Unmarshal([]byte(oldJSON), &o) != nil || json.Unmarshal([]byte(newJSON), &n) != nil {
+	o, ook := decodeObject(oldJSON)
+	n, nok := decodeObject(newJSON)
+	if !ook || !nok {
 		return []string{"inputs changed"}
 	}
-	names := map[string]bool{}
-	for k := range o {
-		names[k] = true
-	}
-	for k := range n {
-		names[k] = true
-	}
-	keys := make([]string, 0, len(names))
-	for k := range names {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var out []string
-	for _, k := range keys {
+	for _, k := range unionKeys(o, n) {
 		if strings.HasPrefix(k, pathPortPrefix) {
 			continue // pathDiff names the files
 		}
-		if short(o[k]) != short(n[k]) {
+		if !sameValue(o[k], n[k]) {
 			out = append(out, fmt.Sprintf("input %s changed", k))
 		}
 	}
 	return out
+}
+
+// decodeObject reads a recorded canonical encoding of params or inputs;
+// false when it is not a JSON object (or null).
+func decodeObject(s string) (map[string]any, bool) {
+	if strings.TrimSpace(s) == "" {
+		return nil, false
+	}
+	v, err := stages.DecodeValue([]byte(s))
+	if err != nil {
+		return nil, false
+	}
+	if v == nil {
+		return nil, true
+	}
+	m, ok := v.(map[string]any)
+	return m, ok
+}
+
+// unionKeys returns the keys of a and b, sorted.
+func unionKeys(a, b map[string]any) []string {
+	keys := slices.Collect(maps.Keys(a))
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// sameValue reports whether a and b are the same value to a key.
+func sameValue(a, b any) bool {
+	ea, errA := stages.EncodeValue(a)
+	eb, errB := stages.EncodeValue(b)
+	return errA == nil && errB == nil && bytes.Equal(ea, eb)
+}
+
+// canonShort renders a plain value in the key's encoding, cut as short
+// cuts.
+func canonShort(v any) string {
+	b, err := stages.EncodeValue(v)
+	if err != nil {
+		return short(v)
+	}
+	return cut(string(b))
 }
 
 // short renders a plain value compactly for reasons and tables.
@@ -158,9 +183,17 @@ func short(v any) string {
 	if err != nil {
 		return fmt.Sprint(v)
 	}
-	s := string(b)
+	return cut(string(b))
+}
+
+// cut shortens s to 60 bytes for a table cell or a reason.
+func cut(s string) string {
 	if len(s) > 60 {
 		s = s[:57] + "..."
 	}
 	return s
 }
+
+// ShortValue renders a plain value as compact JSON cut at 60 characters,
+// the form plans, reasons and comparison tables show params in.
+func ShortValue(v any) string { return short(v) }

@@ -36,3 +36,33 @@ func (l LocalExecutor) Execute(ctx context.Context, job *Job, progress stages.Pr
 	}
 	return RunJob(ctx, st, job, progress, log)
 }
+
+// LocalDriver is the "local" executor: jobs run on this machine, with the
+// run's CPU, GPU and memory budgets. It takes no options and ignores those
+// written for other executors, so one spec runs locally and on a cluster.
+func LocalDriver() ExecutorDriver { return localDriver{} }
+
+type localDriver struct{}
+
+// Name is "local".
+func (localDriver) Name() string { return "local" }
+
+// Doc describes the executor for help texts.
+func (localDriver) Doc() string {
+	return "run on this machine, inline or in plugin processes, within the run's budgets"
+}
+
+// CheckOptions accepts every map: options are addressed to whichever
+// executor runs the stage, and the local one has none.
+func (localDriver) CheckOptions(map[string]any) error { return nil }
+
+// New returns cfg.Local; it cannot detach.
+func (localDriver) New(cfg ExecutorConfig) (Executor, error) {
+	if cfg.Detach {
+		return nil, fmt.Errorf("--detach: the local executor waits for every job it starts; pick an executor that hands jobs off with --executor")
+	}
+	if cfg.Local == nil {
+		return nil, fmt.Errorf("no local executor configured (ExecutorConfig.Local is nil)")
+	}
+	return cfg.Local, nil
+}

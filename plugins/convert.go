@@ -7,6 +7,10 @@ import (
 	"github.com/voxflow/voxflow/stages"
 )
 
+// Params and param defaults cross the wire as stages.EncodeValue JSON, the
+// form keys hash, so a stage in a plugin gets the values (int64 or float64,
+// -0, nested maps) an inline stage would.
+
 func descriptionToPB(d stages.Description) (*pluginpb.Description, error) {
 	out := &pluginpb.Description{
 		Kind:    d.Kind,
@@ -28,11 +32,11 @@ func descriptionToPB(d stages.Description) (*pluginpb.Description, error) {
 			NotPaths: p.NotPaths,
 		}
 		if p.Default != nil {
-			js, err := encodeJSON(p.Default)
+			js, err := stages.EncodeValue(p.Default)
 			if err != nil {
 				return nil, fmt.Errorf("kind %s: param %s default: %w", d.Kind, p.Name, err)
 			}
-			pp.DefaultJson = js
+			pp.DefaultJson = string(js)
 		}
 		out.Params = append(out.Params, pp)
 	}
@@ -49,7 +53,7 @@ func descriptionFromPB(d *pluginpb.Description) (stages.Description, error) {
 		Outputs: portsFromPB(d.GetOutputs()),
 	}
 	for _, p := range d.GetParams() {
-		def, err := decodeJSON(p.GetDefaultJson())
+		def, err := stages.DecodeValue([]byte(p.GetDefaultJson()))
 		if err != nil {
 			return stages.Description{}, fmt.Errorf("kind %s: param %s default: %w", d.GetKind(), p.GetName(), err)
 		}
@@ -88,14 +92,14 @@ func portsFromPB(ps []*pluginpb.PortSpec) []stages.PortSpec {
 }
 
 func requestToPB(kind string, r *stages.Request) (*pluginpb.RunRequest, error) {
-	params, err := encodeJSON(map[string]any(r.Params))
+	params, err := stages.EncodeValue(r.Params)
 	if err != nil {
 		return nil, fmt.Errorf("params of %s: %w", r.Instance, err)
 	}
 	out := &pluginpb.RunRequest{
 		Kind:       kind,
 		Instance:   r.Instance,
-		ParamsJson: params,
+		ParamsJson: string(params),
 		Labels:     r.Labels,
 		OutDir:     r.OutDir,
 		Protect:    r.Protect,
@@ -121,7 +125,7 @@ func requestToPB(kind string, r *stages.Request) (*pluginpb.RunRequest, error) {
 // requestFromPB builds the plugin side's stages.Request; Progress and Log
 // are left for the caller to attach.
 func requestFromPB(r *pluginpb.RunRequest) (*stages.Request, error) {
-	raw, err := decodeJSON(r.GetParamsJson())
+	raw, err := stages.DecodeValue([]byte(r.GetParamsJson()))
 	if err != nil {
 		return nil, fmt.Errorf("params of %s: %w", r.GetInstance(), err)
 	}

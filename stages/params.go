@@ -2,8 +2,9 @@ package stages
 
 import (
 	"fmt"
+	"maps"
 	"math"
-	"sort"
+	"slices"
 )
 
 // Params holds a stage instance's resolved parameters. Values are plain:
@@ -99,14 +100,7 @@ func (p Params) Map(name string) map[string]any {
 func (p Params) Has(name string) bool { return p[name] != nil }
 
 // Names returns the param names in sorted order.
-func (p Params) Names() []string {
-	names := make([]string, 0, len(p))
-	for k := range p {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return names
-}
+func (p Params) Names() []string { return slices.Sorted(maps.Keys(p)) }
 
 func (p Params) get(name string) any {
 	v, ok := p[name]

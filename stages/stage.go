@@ -137,10 +137,13 @@ type Request struct {
 	Protect []string
 }
 
-// Resources is what a stage instance asks for and is granted.
+// Resources is what a stage instance asks for and is granted: the one
+// type for a spec's `resources:`, the engine's budgets and the plugin wire.
+// In a spec, zero fields mean "not declared" and the engine applies its
+// defaults.
 type Resources struct {
 	CPUs     int
-	MemoryMB int64
+	MemoryMB int64 // mebibytes (see engine/spec.ParseMemory)
 	GPUs     int
 }
 

@@ -7,20 +7,19 @@ import (
 	"os"
 
 	"github.com/voxflow/voxflow/engine"
-	"github.com/voxflow/voxflow/engine/slurm"
 	"github.com/voxflow/voxflow/stages"
 	"github.com/voxflow/voxflow/stages/builtin"
 )
 
-// cmdExecJob is `voxflow exec-job JOBFILE`: run one job file written by the
-// Slurm executor, on the compute node. Builtin kinds run in this process
+// cmdExecJob is `voxflow exec-job JOBFILE`: run one job file written by a
+// cluster executor, on the compute node (engine.ExecJobFile). Builtin kinds run in this process
 // (or in a plugin-serve child with `isolate: process`), plugin kinds in
 // their plugin binary. Progress goes to progress.jsonl and the result record
 // to result.json next to the job file; the stage's log goes to stdout, which
-// Slurm captures.
+// the cluster captures.
 func cmdExecJob(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("exec-job", "JOBFILE", stdout, stderr)
-	fs.notes = "Runs one stage instance from a job file written by the Slurm executor (used on cluster nodes)."
+	fs.notes = "Runs one stage instance from a job file written by a cluster executor (used on cluster nodes)."
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -50,5 +49,5 @@ func cmdExecJob(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return k.Stage, nil
 		},
 	}
-	return slurm.ExecJobMain(ctx, pos[0], exe, stdout)
+	return engine.ExecJobFile(ctx, pos[0], exe, stdout)
 }

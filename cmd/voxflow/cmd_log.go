@@ -8,12 +8,12 @@ import (
 )
 
 // cmdLog is `voxflow log INSTANCE`: the captured log of an instance's
-// newest execution, or with --attempt one Slurm attempt's record.
+// newest execution, or with --attempt one cluster attempt's record.
 func cmdLog(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("log", "INSTANCE [flags]", stdout, stderr)
 	cacheDir := fs.String("cache", "", "cache directory (default $VOXFLOW_CACHE or ./.voxflow)")
 	specName := fs.String("spec", "", "only executions of this spec name")
-	attempt := fs.Int("attempt", 0, "print Slurm attempt N of the instance (job, end state, script and Slurm log) instead of the captured log")
+	attempt := fs.Int("attempt", 0, "print attempt N of the instance as kept by the cluster executor that ran it (job, end state, script and log) instead of the captured log")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err

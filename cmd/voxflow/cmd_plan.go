@@ -18,7 +18,7 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	asJSON := fs.Bool("json", false, "print the plan as JSON")
 	var force stringList
 	fs.Var(&force, "force", "plan this stage (or instance) as forced (repeatable)")
-	executor := fs.String("executor", "", "check each instance against this executor (local or slurm; default the spec's executor.type): what it cannot run is shown as FAIL")
+	executor := fs.String("executor", "", "check each instance against this executor (one of "+executorNames()+"; default the spec's executor.type): what it cannot run is shown as FAIL")
 	planGPUs := fs.Int("gpus", 0, "GPUs a local run would have, for that check")
 	planMemory := fs.String("memory", "", "memory budget a local run would have, e.g. 16GiB: plan warns about instances that ask for more")
 	pos, err := parseArgs(fs, args)

@@ -23,7 +23,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := newFlagSet("run", "SPEC [flags]", stdout, stderr)
 	var sf specFlags
 	sf.register(fs)
-	jobs := fs.Int("j", 0, fmt.Sprintf("instances run at once (default: this host's %d cores; %d with --executor slurm)", runtime.NumCPU(), engine.RemoteJobs))
+	jobs := fs.Int("j", 0, fmt.Sprintf("instances run at once (default: this host's %d cores; %d on a cluster executor)", runtime.NumCPU(), engine.RemoteJobs))
 	keepGoing := fs.Bool("keep-going", false, "after a failure, keep running instances that do not depend on it")
 	var force stringList
 	fs.Var(&force, "force", "rerun this stage (or instance) even if cached (repeatable)")
@@ -31,8 +31,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	memory := fs.String("memory", "", "memory budget shared by running instances, e.g. 16GiB (default unlimited)")
 	gpus := fs.Int("gpus", 0, "GPUs available to running instances")
 	plain := fs.Bool("plain", false, "plain log lines even on a terminal")
-	executor := fs.String("executor", "", "where instances run: local (default) or slurm (overrides the spec's executor)")
-	detach := fs.Bool("detach", false, "with --executor slurm: submit ready instances and return")
+	executor := fs.String("executor", "", "where instances run: one of "+executorNames()+" (default local; overrides the spec's executor)")
+	detach := fs.Bool("detach", false, "with a cluster executor: submit ready instances and return")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -100,7 +100,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintf(stdout, "%s %s: %d executed, %d cached, %d failed, %d skipped, %d interrupted%s (of %d)\n",
 		runName, res.Status, res.Executed, res.Cached, res.Failed, res.Skipped, res.Interrupted, notChosen, res.Total)
 	if res.Submitted > 0 {
-		fmt.Fprintf(stdout, "%d instance(s) submitted; `voxflow status` follows them and the next `voxflow run --executor slurm` adopts them (a local run refuses them while they run)\n", res.Submitted)
+		fmt.Fprintf(stdout, "%d instance(s) submitted; `voxflow status` follows them and the next run on the same executor adopts them (a local run refuses them while they run)\n", res.Submitted)
 	}
 	switch res.Status {
 	case engine.StatusInterrupted:

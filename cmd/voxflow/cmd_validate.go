@@ -24,6 +24,11 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
+	// The spec language knows no executor; the one the spec names checks
+	// its type and options here as a run would.
+	if _, err := executors().Check(p.Spec, ""); err != nil {
+		return &exitError{code: 1, err: err}
+	}
 	fmt.Fprintf(stdout, "%s: valid (%d stages, %d instances)\n", path, len(p.Spec.Stages), len(p.Graph.Instances))
 	return nil
 }

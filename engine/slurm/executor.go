@@ -515,7 +515,7 @@ func (e *Executor) wait(ctx context.Context, job *engine.Job, sub *Submission, p
 			_, _ = log.Write(b)
 		}
 		if b, err := prog.next(all); err == nil {
-			forwardProgress(b, progress)
+			engine.ForwardProgress(b, progress)
 		}
 	}
 	var lastState string

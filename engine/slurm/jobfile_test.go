@@ -1,12 +1,17 @@
 package slurm
 
 import (
+	"bytes"
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/voxflow/voxflow/engine"
+	"github.com/voxflow/voxflow/internal/valuetest"
 	"github.com/voxflow/voxflow/stages"
 )
 
@@ -34,5 +39,44 @@ func TestJobFileKeepsParamTypes(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, job) {
 		t.Errorf("job after the round trip:\n%#v\nwant\n%#v", got, job)
+	}
+}
+
+// job.json holds params in the codec's bytes (only indented) and reads back
+// as the same plain values; what the codec refuses is not written.
+func TestJobFileUsesTheCodec(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "job.json")
+	for _, c := range valuetest.Cases() {
+		job := &engine.Job{Key: "k", OutDir: dir, Params: map[string]any{"v": c.Value}, Executor: map[string]any{"v": c.Value}}
+		if err := writeJob(path, job); err != nil {
+			t.Errorf("%s: %v", c.Name, err)
+			continue
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var file struct{ Params json.RawMessage }
+		var compact bytes.Buffer
+		if err := json.Unmarshal(raw, &file); err != nil || json.Compact(&compact, file.Params) != nil {
+			t.Fatalf("%s: job file %s: %v", c.Name, raw, err)
+		}
+		if want := `{"v":` + c.JSON + `}`; compact.String() != want {
+			t.Errorf("%s: job file params %s, want %s", c.Name, compact.String(), want)
+		}
+		got, err := ReadJob(path)
+		if err != nil || !valuetest.Same(got.Params, job.Params) || !valuetest.Same(got.Executor, job.Executor) {
+			t.Errorf("%s: read back %#v, %v; want %#v", c.Name, got, err, job.Params)
+		}
+	}
+	for _, c := range valuetest.Bads() {
+		job := &engine.Job{Key: "k", OutDir: dir, Params: c.Value.(map[string]any)}
+		if err := writeJob(filepath.Join(dir, "bad.json"), job); err == nil || !strings.Contains(err.Error(), c.Path+":") {
+			t.Errorf("%s: want an error naming %s, got %v", c.Name, c.Path, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bad.json")); !os.IsNotExist(err) {
+		t.Errorf("a refused job was written: %v", err)
 	}
 }

@@ -2,7 +2,6 @@ package slurm
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +10,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/voxflow/voxflow/engine"
+	"github.com/voxflow/voxflow/internal/jsonfile"
 )
 
 // Layout names the files of one attempt: the directory a single Slurm job
@@ -35,10 +37,11 @@ func (l Layout) Job() string { return filepath.Join(l.Dir, "job.json") }
 func (l Layout) Script() string { return filepath.Join(l.Dir, "job.sbatch") }
 
 // Result is the record exec-job writes when the stage ends (see Result).
-func (l Layout) Result() string { return filepath.Join(l.Dir, "result.json") }
+func (l Layout) Result() string { return filepath.Join(l.Dir, engine.JobResultFile) }
 
-// Progress is the stage's progress, one JSON object (ProgressLine) a line.
-func (l Layout) Progress() string { return filepath.Join(l.Dir, "progress.jsonl") }
+// Progress is the stage's progress, one JSON object (engine.ProgressLine)
+// a line.
+func (l Layout) Progress() string { return filepath.Join(l.Dir, engine.JobProgressFile) }
 
 // Out is the directory the stage writes its outputs to. The engine gets a
 // copy of it once Slurm says the job has ended.
@@ -110,25 +113,17 @@ type End struct {
 	Time   time.Time `json:"time"`
 }
 
-// Result statuses written by exec-job.
+// Result statuses written by exec-job (engine.ExecJobFile).
 const (
-	StatusOK        = "ok"
-	StatusFailed    = "failed"
-	StatusCancelled = "cancelled"
+	StatusOK        = engine.JobOK
+	StatusFailed    = engine.JobFailed
+	StatusCancelled = engine.JobCancelled
 )
 
-// Result is WorkDir/result.json, written atomically by exec-job when the
-// stage returns. Its presence with Status "ok" is what makes a finished job
-// adoptable after Slurm has forgotten it.
-type Result struct {
-	Status string    `json:"status"` // StatusOK, StatusFailed or StatusCancelled
-	Error  string    `json:"error,omitempty"`
-	Key    string    `json:"key"`
-	JobID  string    `json:"job_id,omitempty"` // SLURM_JOB_ID, empty outside Slurm
-	Host   string    `json:"host"`
-	Start  time.Time `json:"start"`
-	End    time.Time `json:"end"`
-}
+// Result is an attempt's result.json, written by exec-job when the stage
+// returns (engine.JobResult). Its presence with Status "ok" is what makes a
+// finished job adoptable after Slurm has forgotten it.
+type Result = engine.JobResult
 
 // ReadSubmission reads a slurm.json; it returns an error wrapping
 // fs.ErrNotExist when nothing was submitted yet.
@@ -145,70 +140,15 @@ func ReadSubmission(path string) (*Submission, error) {
 
 // ReadResult reads a result.json; it returns an error wrapping
 // fs.ErrNotExist when the job has not finished.
-func ReadResult(path string) (*Result, error) {
-	var r Result
-	if err := readJSON(path, &r); err != nil {
-		return nil, err
-	}
-	switch r.Status {
-	case StatusOK, StatusFailed, StatusCancelled:
-	default:
-		return nil, fmt.Errorf("read %s: field status is %q; want ok, failed or cancelled", path, r.Status)
-	}
-	return &r, nil
-}
+func ReadResult(path string) (*Result, error) { return engine.ReadJobResult(path) }
 
-func readJSON(path string, v any) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("parse %s: %w", path, err)
-	}
-	return nil
-}
+func readJSON(path string, v any) error { return jsonfile.Read(path, v) }
 
-// writeJSONAtomic writes v to path through a synced temporary file and a
-// rename, so a reader on another host sees the old file or the whole new one.
-func writeJSONAtomic(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", path, err)
-	}
-	return writeFileAtomic(path, append(b, '\n'))
-}
+// writeJSONAtomic writes v so that a reader on another host sees the old
+// file or the whole new one.
+func writeJSONAtomic(path string, v any) error { return jsonfile.WriteAtomic(path, v) }
 
-func writeFileAtomic(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		_ = f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return fmt.Errorf("sync %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", path, err)
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return fmt.Errorf("chmod %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("rename into %s: %w", path, err)
-	}
-	return nil
-}
+func writeFileAtomic(path string, data []byte) error { return jsonfile.WriteFileAtomic(path, data) }
 
 // tail returns the last max bytes of the file at path, starting at a line
 // boundary where one is near, for error messages. Missing files give "".

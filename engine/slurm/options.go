@@ -6,11 +6,13 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/voxflow/voxflow/engine"
 )
 
 // Options are the per-spec and per-stage Slurm settings, read from
 // engine.Job.Executor (the spec's top-level `executor:` map merged with the
-// stage's `slurm:` map). Keys in YAML:
+// stage's own `executor:` map). Keys in YAML:
 //
 //	partition: gpu              # sbatch --partition
 //	account: lab123             # sbatch --account
@@ -96,7 +98,7 @@ func ParseOptions(m map[string]any) (Options, error) {
 			err = fmt.Errorf("executor option %q: unknown; want one of %s", k, strings.Join(OptionKeys(), ", "))
 		}
 		if err != nil {
-			return Options{}, err
+			return Options{}, &engine.OptionError{Key: k, Err: err}
 		}
 	}
 	return o, nil

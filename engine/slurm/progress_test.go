@@ -1,43 +1,10 @@
 package slurm
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
-
-	"github.com/voxflow/voxflow/stages"
 )
-
-func TestProgressWriterThinsWithinAPhaseAndFlushesTheLast(t *testing.T) {
-	var buf bytes.Buffer
-	w := newProgressWriter(&buf, time.Hour)
-	w.Update(stages.Update{Phase: "epoch 1", Done: 0, Total: 100})
-	for i := 1; i < 50; i++ {
-		w.Update(stages.Update{Phase: "epoch 1", Done: float64(i), Total: 100})
-	}
-	w.Update(stages.Update{Phase: "epoch 2", Done: 0, Total: 100, Message: "loss 0.4"})
-	w.Update(stages.Update{Phase: "epoch 2", Done: 7, Total: 100})
-	if err := w.flush(); err != nil {
-		t.Fatal(err)
-	}
-	var got []stages.Update
-	forwardProgress(buf.Bytes(), stages.ProgressFunc(func(u stages.Update) { got = append(got, u) }))
-	want := []stages.Update{
-		{Phase: "epoch 1", Done: 0, Total: 100},
-		{Phase: "epoch 2", Done: 0, Total: 100, Message: "loss 0.4"},
-		{Phase: "epoch 2", Done: 7, Total: 100},
-	}
-	if len(got) != len(want) {
-		t.Fatalf("forwarded %d updates %+v; want %+v", len(got), got, want)
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Errorf("update %d = %+v, want %+v", i, got[i], want[i])
-		}
-	}
-}
 
 func TestFollowerHoldsPartialLines(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "log")

@@ -13,8 +13,9 @@ import (
 const commentPrefix = "voxflow:"
 
 // Script renders the sbatch script for job: #SBATCH lines for the resources
-// and options, the prelude, then `exec BIN exec-job WORKDIR/job.json`. It is
-// a plain file so a user can read it or resubmit it by hand.
+// and options, the prelude, the job id for exec-job (engine.JobIDEnv), then
+// `exec BIN exec-job WORKDIR/job.json`. It is a plain file so a user can
+// read it or resubmit it by hand.
 func Script(job *engine.Job, opts Options, bin string) (string, error) {
 	l := Layout{Dir: job.WorkDir}
 	for name, p := range map[string]string{"work dir": job.WorkDir, "voxflow binary": bin} {
@@ -73,6 +74,9 @@ func Script(job *engine.Job, opts Options, bin string) (string, error) {
 		}
 		b.WriteString("set +e\n")
 	}
+	// exec-job is the engine's far end for any cluster; this is how it
+	// learns the cluster's name for the job, for its result record.
+	fmt.Fprintf(&b, "export %s=\"$SLURM_JOB_ID\"\n", engine.JobIDEnv)
 	fmt.Fprintf(&b, "exec %s exec-job %s\n", shellQuote(bin), shellQuote(l.Job()))
 	return b.String(), nil
 }

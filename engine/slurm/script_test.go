@@ -38,7 +38,7 @@ func TestScript(t *testing.T) {
 		`#SBATCH --qos="normal"`,
 		"#SBATCH --constraint=ib\n",
 		"set -e\nmodule load cuda/12\nset +e\n",
-		"exec '/opt/vox flow/voxflow' exec-job '" + work + "/job.json'\n",
+		"export VOXFLOW_JOB_ID=\"$SLURM_JOB_ID\"\nexec '/opt/vox flow/voxflow' exec-job '" + work + "/job.json'\n",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("script lacks %q:\n%s", want, s)

@@ -128,24 +128,26 @@ func isolation(n *node, errs *ErrorList) string {
 	return v
 }
 
-// buildExecutor accepts `executor: local` as shorthand for {type: local}.
+// buildExecutor accepts `executor: NAME` as shorthand for {type: NAME}.
+// The spec knows no executor by name: the run's executor registry checks
+// the type and the driver checks the options, before anything runs.
 func buildExecutor(s *Spec, n *node, errs *ErrorList) {
 	if t, ok := n.val.(string); ok && n.kind == scalarNode {
 		n = &node{kind: mapNode, pos: n.pos, pairs: []*pair{{key: "type", keyPos: n.pos, val: &node{kind: scalarNode, val: t, pos: n.pos}}}}
 	}
 	if n.kind != mapNode {
-		errs.add(n.pos, "executor must be a mapping such as {type: slurm, partition: gpu}, got %s", n.describe())
+		errs.add(n.pos, "executor must be a mapping such as {type: local}, got %s", n.describe())
 		return
 	}
 	n.recordPos(s.FieldPos, "executor")
 	s.Executor, _ = n.plain().(map[string]any)
 	t := n.get("type")
 	if t == nil {
-		errs.add(n.pos, "executor needs a type: local or slurm")
+		errs.add(n.pos, "executor needs a type: the name of an executor, such as local")
 		return
 	}
-	if v, _ := t.val.val.(string); v != "local" && v != "slurm" {
-		errs.add(t.val.pos, "unknown executor type %s: want local or slurm%s", t.val.describe(), didYouMean(v, []string{"local", "slurm"}, false))
+	if v, ok := t.val.val.(string); !ok || t.val.kind != scalarNode || v == "" {
+		errs.add(t.val.pos, "executor type must be the name of an executor, such as local, got %s", t.val.describe())
 	}
 }
 
@@ -164,7 +166,14 @@ func buildStage(s *Spec, q *pair, errs *ErrorList) *Stage {
 		}
 		return st
 	}
-	checkKeys(n, " in stage "+q.key, stageKeys, "stage key", errs)
+	known := stageKeys
+	for _, p := range n.pairs {
+		if to, ok := movedStageKey(p.key); ok {
+			errs.add(p.keyPos, "stage %s: %s: moved to %s: (options for whichever executor runs the stage); rename the key", q.key, p.key, to)
+			known = append(known[:len(known):len(known)], p.key) // reported once, as moved
+		}
+	}
+	checkKeys(n, " in stage "+q.key, known, "stage key", errs)
 	for _, p := range n.pairs {
 		st.keyPos[p.key] = p.keyPos
 		st.FieldPos[p.key] = p.val.pos
@@ -214,12 +223,12 @@ func buildStage(s *Spec, q *pair, errs *ErrorList) *Stage {
 	if p := n.get("isolate"); p != nil {
 		st.Isolate = isolation(p.val, errs)
 	}
-	if p := n.get("slurm"); p != nil && !p.val.isNull() {
+	if p := n.get("executor"); p != nil && !p.val.isNull() {
 		if p.val.kind != mapNode {
-			errs.add(p.val.pos, "slurm must be a mapping of sbatch options, got %s", p.val.describe())
+			errs.add(p.val.pos, "executor must be a mapping of options for the executor that runs the stage, got %s", p.val.describe())
 		} else {
 			st.ExecOptions, _ = p.val.plain().(map[string]any)
-			p.val.recordPos(st.FieldPos, "slurm")
+			p.val.recordPos(st.FieldPos, "executor")
 		}
 	}
 	return st

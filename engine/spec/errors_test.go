@@ -96,7 +96,11 @@ func TestErrorsStructure(t *testing.T) {
 		{"bad stage name bracket", "name: x\nstages:\n  \"a[1]\": {uses: gen}\n", Options{}, "x.yaml:3:3", []string{`bad stage name "a[1]"`}},
 		{"unknown kind", "name: x\nstages:\n  a: {uses: gne}\n", Options{}, "x.yaml:3:13", []string{`unknown stage kind "gne"`, "did you mean gen?", "known: command, gen, sum"}},
 		{"bad isolate", "name: x\nisolate: thread\nstages:\n  a: {uses: gen}\n", Options{}, "x.yaml:2:10", []string{"isolate must be inline or process"}},
-		{"bad executor", "name: x\nexecutor: {type: slrum}\nstages:\n  a: {uses: gen}\n", Options{}, "x.yaml:2:18", []string{"unknown executor type", "did you mean slurm?"}},
+		{"executor type not a name", "name: x\nexecutor: {type: [a]}\nstages:\n  a: {uses: gen}\n", Options{}, "x.yaml:2:18", []string{"executor type must be the name of an executor"}},
+		{"executor without type", "name: x\nexecutor: {partition: gpu}\nstages:\n  a: {uses: gen}\n", Options{}, "x.yaml:2:11", []string{"executor needs a type"}},
+		{"stage executor not a mapping", "name: x\nstages:\n  a:\n    uses: gen\n    executor: gpu\n", Options{}, "x.yaml:5:15", []string{"executor must be a mapping of options"}},
+		{"old slurm stage key", "name: x\nstages:\n  a:\n    uses: gen\n    slurm: {partition: gpu}\n", Options{}, "x.yaml:5:5", []string{"stage a: slurm: moved to executor:"}},
+		{"old slurm override path", "name: x\nstages:\n  a: {uses: gen}\n", Options{Sets: []string{"a.slurm.time=1:00:00"}}, "--set a.slurm.time=1:00:00", []string{"stage field slurm moved to executor", "a.executor.time"}},
 		{"plugin not a path", "name: x\nplugins: {pca: [a]}\nstages:\n  a: {uses: gen}\n", Options{}, "x.yaml:2:16", []string{"plugin pca: want the path of its binary"}},
 	})
 }

@@ -2,6 +2,8 @@ package spec
 
 import (
 	"testing"
+
+	"github.com/voxflow/voxflow/stages"
 )
 
 // FuzzParseValidate feeds arbitrary bytes (seeded with the README's
@@ -38,7 +40,7 @@ func FuzzParseValidate(f *testing.F) {
 		}
 		if eerr == nil {
 			for _, inst := range g.Instances {
-				if _, err := CanonicalJSON(inst.Params); err != nil {
+				if _, err := stages.EncodeValue(inst.Params); err != nil {
 					t.Fatalf("instance %s params not hashable: %v", inst.ID, err)
 				}
 			}

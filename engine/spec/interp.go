@@ -2,8 +2,9 @@ package spec
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -69,7 +70,7 @@ func scanRefs(s string) ([]part, error) {
 }
 
 // interpolate substitutes ${params.x} in the string values of every
-// stage's with, foreach, inputs and slurm. In with, ${each.k} and "$${"
+// stage's with, foreach, inputs and executor. In with, ${each.k} and "$${"
 // escapes stay for expansion; elsewhere ${each.k} is an error.
 func interpolate(root *node, errs *ErrorList) {
 	var params *node
@@ -84,7 +85,7 @@ func interpolate(root *node, errs *ErrorList) {
 		if s.val.kind != mapNode {
 			continue
 		}
-		for _, field := range []string{"with", "foreach", "inputs", "slurm"} {
+		for _, field := range []string{"with", "foreach", "inputs", "executor"} {
 			if f := s.val.get(field); f != nil {
 				f.val = interpNode(f.val, field, params, errs)
 			}
@@ -239,7 +240,7 @@ func resolveEach(v any, binding map[string]any, keys []string) (any, error) {
 		return out, nil
 	case map[string]any:
 		out := make(map[string]any, len(x))
-		for _, k := range sortedKeys(x) {
+		for _, k := range slices.Sorted(maps.Keys(x)) {
 			r, err := resolveEach(x[k], binding, keys)
 			if err != nil {
 				return nil, err
@@ -249,14 +250,4 @@ func resolveEach(v any, binding map[string]any, keys []string) (any, error) {
 		return out, nil
 	}
 	return v, nil
-}
-
-// sortedKeys returns m's keys in order, for deterministic traversal.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

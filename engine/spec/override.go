@@ -10,10 +10,20 @@ import (
 // Keys a spec knows, for unknown-key errors and did-you-mean hints.
 var (
 	topKeys        = []string{"name", "description", "params", "isolate", "executor", "plugins", "stages", "variants"}
-	stageKeys      = []string{"uses", "with", "inputs", "foreach", "resources", "retries", "timeout", "isolate", "slurm"}
+	stageKeys      = []string{"uses", "with", "inputs", "foreach", "resources", "retries", "timeout", "isolate", "executor"}
 	resourceKeys   = []string{"cpus", "memory", "gpus"}
 	overridableTop = []string{"name", "description", "params", "isolate", "executor", "plugins"}
 )
+
+// movedStageKey maps a stage key of older specs to the key that replaced
+// it, so that an old spec gets a rename hint rather than "unknown key".
+func movedStageKey(key string) (string, bool) {
+	switch key {
+	case "slurm":
+		return "executor", true
+	}
+	return "", false
+}
 
 // override records a `stage.with.param` override of an unapplied variant,
 // so that Validate can check the param name against the stage's kind.
@@ -210,6 +220,10 @@ func setStagePath(root, stagesNode *node, stageNames, segs []string, path string
 		return override{}, false
 	}
 	field := segs[1]
+	if to, ok := movedStageKey(field); ok {
+		errs.add(at, "bad override path %q: stage field %s moved to %s; write %s.%s.%s", path, field, to, segs[0], to, strings.Join(segs[2:], "."))
+		return override{}, false
+	}
 	if !contains(stageKeys, field) {
 		errs.add(at, "bad override path %q: unknown stage field %q%s", path, field, didYouMean(field, stageKeys, true))
 		return override{}, false

@@ -11,7 +11,7 @@ import (
 
 const ovSpec = `name: ov
 params: {seed: 7, rois: [V1v, FFA-1], tag: base}
-executor: {type: slurm, partition: cpu}
+executor: {type: batch, partition: cpu}
 stages:
   tune_cl:
     uses: gen
@@ -82,14 +82,14 @@ func TestVariantAndSets(t *testing.T) {
 	// --set after the variant: last word wins; values are YAML-typed.
 	set := parseOK(t, ovSpec, Options{Variant: "tau-0.05", Sets: []string{
 		"tune_cl.with.scale=0.2", "params.seed=11", "tune_cl.retries=3", "tune_cl.foreach.roi=[a, b, c]",
-		"tune_cl.resources.memory=2GiB", "executor.partition=gpu", "tune_cl.with.note=", "tune_cl.slurm.time=04:00:00",
+		"tune_cl.resources.memory=2GiB", "executor.partition=gpu", "tune_cl.with.note=", "tune_cl.executor.time=04:00:00",
 	}})
 	st := set.Stages[0]
 	if st.With["scale"] != 0.2 || st.With["seed"] != int64(11) || st.Retries != 3 || st.Resources.MemoryMB != 2048 {
 		t.Errorf("sets: with %v retries %d resources %+v", st.With, st.Retries, st.Resources)
 	}
 	if st.With["note"] != "" || st.ExecOptions["time"] != "04:00:00" || set.Executor["partition"] != "gpu" {
-		t.Errorf("sets: note %#v slurm %v executor %v", st.With["note"], st.ExecOptions, set.Executor)
+		t.Errorf("sets: note %#v stage executor %v executor %v", st.With["note"], st.ExecOptions, set.Executor)
 	}
 	if !reflect.DeepEqual(st.Foreach[0].Values, []any{"a", "b", "c"}) {
 		t.Errorf("foreach = %v", st.Foreach)
@@ -97,7 +97,7 @@ func TestVariantAndSets(t *testing.T) {
 	if p := st.FieldPos["with.scale"].String(); p != "--set tune_cl.with.scale=0.2" {
 		t.Errorf("set position %q", p)
 	}
-	if !reflect.DeepEqual(set.Overrides, []string{"tune_cl.with.scale=0.2", "params.seed=11", "tune_cl.retries=3", "tune_cl.foreach.roi=[a, b, c]", "tune_cl.resources.memory=2GiB", "executor.partition=gpu", "tune_cl.with.note=", "tune_cl.slurm.time=04:00:00"}) {
+	if !reflect.DeepEqual(set.Overrides, []string{"tune_cl.with.scale=0.2", "params.seed=11", "tune_cl.retries=3", "tune_cl.foreach.roi=[a, b, c]", "tune_cl.resources.memory=2GiB", "executor.partition=gpu", "tune_cl.with.note=", "tune_cl.executor.time=04:00:00"}) {
 		t.Errorf("Overrides = %v", set.Overrides)
 	}
 	// Setting a value to what the file says already leaves the digest alone.
@@ -176,7 +176,7 @@ func TestMemoryAndTimeout(t *testing.T) {
 func TestParseFields(t *testing.T) {
 	src := `name: f
 description: demo
-executor: slurm
+executor: batch
 plugins: {pca: ./bin/voxflow-pca}
 stages:
   a:
@@ -184,7 +184,7 @@ stages:
   b: {uses: pca}
   c:
     uses: gen
-    slurm: {partition: gpu}
+    executor: {partition: gpu}
     inputs: {seed_from: a}
 `
 	s, err := Parse("/specs/dir/f.yaml", []byte(src), Options{})
@@ -194,8 +194,8 @@ stages:
 	if s.Dir != "/specs/dir" || s.Plugins["pca"] != "/specs/dir/bin/voxflow-pca" || s.Stages[0].Uses != "plugin:/specs/dir/bin/x" {
 		t.Errorf("paths: dir %s plugins %v uses %s", s.Dir, s.Plugins, s.Stages[0].Uses)
 	}
-	if s.Executor["type"] != "slurm" || s.Description != "demo" || s.Stages[2].ExecOptions["partition"] != "gpu" {
-		t.Errorf("executor %v description %q slurm %v", s.Executor, s.Description, s.Stages[2].ExecOptions)
+	if s.Executor["type"] != "batch" || s.Description != "demo" || s.Stages[2].ExecOptions["partition"] != "gpu" || s.Stages[2].FieldPos["executor.partition"].Line != 11 {
+		t.Errorf("executor %v description %q stage executor %v at %v", s.Executor, s.Description, s.Stages[2].ExecOptions, s.Stages[2].FieldPos)
 	}
 	if len(s.Digest) != 64 {
 		t.Errorf("digest %q", s.Digest)

@@ -2,10 +2,10 @@ package spec
 
 import (
 	"fmt"
+	"maps"
 	"math"
-	"reflect"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/voxflow/voxflow/stages"
@@ -44,7 +44,7 @@ func newResolver(st *Stage, desc stages.Description, keys []string, dir string) 
 		r.declared[ps.Name] = ps
 		r.names = append(r.names, ps.Name)
 	}
-	for _, k := range sortedKeys(st.With) {
+	for _, k := range slices.Sorted(maps.Keys(st.With)) {
 		ps, ok := r.declared[k]
 		switch {
 		case !ok:
@@ -74,7 +74,7 @@ func newResolver(st *Stage, desc stages.Description, keys []string, dir string) 
 		case ps.Default == nil:
 			r.static[ps.Name] = nil
 		default:
-			if nv, perr := normalize(ps, Plain(ps.Default), "stage", r.dir); perr != nil {
+			if nv, perr := normalize(ps, stages.Plain(ps.Default), "stage", r.dir); perr != nil {
 				r.errs = append(r.errs, paramError{"stage", fmt.Sprintf("kind %s: bad default for param %q: %s", desc.Kind, ps.Name, perr.msg)})
 			} else {
 				r.static[ps.Name] = nv
@@ -118,7 +118,7 @@ func (r *resolver) resolve(binding map[string]any) (stages.Params, []paramError)
 	for k, v := range r.static {
 		out[k] = v
 	}
-	for _, k := range sortedKeys(r.st.With) {
+	for _, k := range slices.Sorted(maps.Keys(r.st.With)) {
 		ps, ok := r.declared[k]
 		if !ok || contains(r.keys, k) || !hasRef(r.st.With[k]) {
 			continue
@@ -229,12 +229,7 @@ func normalize(ps stages.ParamSpec, v any, path, dir string) (any, *paramError) 
 			if err != nil {
 				return fail(path, "kind declares a bad key pattern %q: %v", ps.Keys, err)
 			}
-			keys := make([]string, 0, len(m))
-			for k := range m {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			for _, k := range keys {
+			for _, k := range slices.Sorted(maps.Keys(m)) {
 				if !re.MatchString(k) {
 					return fail(path, "key %q: want %s", k, orText(ps.KeysDoc, "a key matching "+ps.Keys))
 				}
@@ -357,57 +352,6 @@ func space(m map[string]any) ([]any, string) {
 		out[i] = x
 	}
 	return out, ""
-}
-
-// Plain converts Go values as stage kinds write them in defaults ([]string,
-// []float64, map[string]string, int, float32, ...) to the plain form params
-// use: nil, string, bool, int64, float64, []any and map[string]any.
-// Anything else is returned unchanged.
-func Plain(v any) any {
-	switch x := v.(type) {
-	case nil, string, bool, int64, float64:
-		return x
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = Plain(e)
-		}
-		return out
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			out[k] = Plain(e)
-		}
-		return out
-	}
-	rv := reflect.ValueOf(v)
-	switch rv.Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return rv.Int()
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32:
-		return int64(rv.Uint())
-	case reflect.Float32, reflect.Float64:
-		return rv.Float()
-	case reflect.String:
-		return rv.String()
-	case reflect.Bool:
-		return rv.Bool()
-	case reflect.Slice, reflect.Array:
-		out := make([]any, rv.Len())
-		for i := range out {
-			out[i] = Plain(rv.Index(i).Interface())
-		}
-		return out
-	case reflect.Map:
-		if rv.Type().Key().Kind() == reflect.String {
-			out := make(map[string]any, rv.Len())
-			for _, k := range rv.MapKeys() {
-				out[k.String()] = Plain(rv.MapIndex(k).Interface())
-			}
-			return out
-		}
-	}
-	return v
 }
 
 // orText returns s, or def when s is empty.

@@ -29,8 +29,10 @@ type Spec struct {
 	Params      map[string]any
 	// Isolate is the spec-wide default isolation: "", "inline" or "process".
 	Isolate string
-	// Executor is the raw executor mapping, e.g. {type: slurm, partition: gpu};
-	// nil when the spec has none. Positions are in FieldPos ("executor.partition").
+	// Executor is the raw executor mapping, e.g. {type: NAME, OPTION: value}:
+	// the type picks a registered executor (engine.Executors), which parses
+	// the options. Nil when the spec has none. Positions are in FieldPos
+	// ("executor.type", "executor.partition").
 	Executor map[string]any
 	// Plugins maps a plugin name, usable in `uses:`, to its binary's absolute path.
 	Plugins map[string]string
@@ -71,18 +73,21 @@ type Stage struct {
 	// ForeachFrom names the stage whose fan-out this stage copies
 	// (`foreach: other`).
 	ForeachFrom string
-	Resources   Resources
-	Retries     int
-	Timeout     time.Duration // 0 = none
-	Isolate     string        // "", "inline" or "process", as written
-	// ExecOptions holds the stage's own executor options, raw; the
-	// executor that runs the stage parses them.
+	// Resources is what the stage declares it needs, as written; zero
+	// fields mean "not declared" and the engine applies its defaults.
+	Resources stages.Resources
+	Retries   int
+	Timeout   time.Duration // 0 = none
+	Isolate   string        // "", "inline" or "process", as written
+	// ExecOptions holds the stage's own `executor:` options, raw; the
+	// executor that runs the stage parses them (its keys win over the
+	// spec's top-level executor options).
 	ExecOptions map[string]any
 	// Pos is the position of the stage's name.
 	Pos Pos
 	// FieldPos holds value positions below the stage: "uses", "with.temperature",
 	// "with.alphas[1]", "inputs.data", "inputs.nets[0]", "foreach.roi",
-	// "foreach.roi[2]", "resources.memory", "retries", "timeout", "slurm.time".
+	// "foreach.roi[2]", "resources.memory", "retries", "timeout", "executor.time".
 	FieldPos map[string]Pos
 
 	keyPos map[string]Pos // key positions: "with.temperature", "inputs.data", ...
@@ -119,19 +124,6 @@ type ForeachKey struct {
 	// Select, when set, chooses some of Values (the candidates) at run
 	// time from an upstream metric; see Selection.
 	Select *Selection
-}
-
-// Resources is what a stage declares it needs. Zero fields mean "not
-// declared": the engine applies its own defaults.
-type Resources struct {
-	CPUs     int
-	MemoryMB int64 // mebibytes
-	GPUs     int
-}
-
-// Stages converts r to the stage contract's type.
-func (r Resources) Stages() stages.Resources {
-	return stages.Resources{CPUs: r.CPUs, MemoryMB: r.MemoryMB, GPUs: r.GPUs}
 }
 
 // Options selects what Parse applies on top of the file.

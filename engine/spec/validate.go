@@ -2,6 +2,8 @@ package spec
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -53,7 +55,7 @@ func check(s *Spec, kinds Kinds, known []string) (*Graph, ErrorList) {
 		c.byName[st.Name] = st
 		names = append(names, st.Name)
 	}
-	knownKinds := append(append([]string(nil), known...), sortedKeys(s.Plugins)...)
+	knownKinds := append(append([]string(nil), known...), slices.Sorted(maps.Keys(s.Plugins))...)
 	for _, st := range s.Stages {
 		if st.Uses == "" {
 			c.broken = true

@@ -11,10 +11,10 @@
 package network
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
+
+	"github.com/voxflow/voxflow/internal/jsonfile"
 )
 
 // Architecture names accepted in Config.Arch.
@@ -108,13 +108,9 @@ func (c Config) finalSpatial() int {
 // LoadConfig reads config.json from a network artifact directory.
 func LoadConfig(dir string) (Config, error) {
 	path := filepath.Join(dir, ConfigFile)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return Config{}, fmt.Errorf("load net config: %w", err)
-	}
 	var c Config
-	if err := json.Unmarshal(b, &c); err != nil {
-		return Config{}, fmt.Errorf("parse %s: %w", path, err)
+	if err := jsonfile.Read(path, &c); err != nil {
+		return Config{}, fmt.Errorf("load net config: %w", err)
 	}
 	// Older or hand-written configs may carry only arch/image_size/num_classes.
 	if c.Channels == [5]int{} {
@@ -138,13 +134,5 @@ func LoadConfig(dir string) (Config, error) {
 
 // Save writes c as dir/config.json.
 func (c Config) Save(dir string) error {
-	b, err := json.MarshalIndent(c, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode net config: %w", err)
-	}
-	path := filepath.Join(dir, ConfigFile)
-	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return jsonfile.Write(filepath.Join(dir, ConfigFile), c)
 }

@@ -27,14 +27,14 @@ package builtin
 // identities maps each builtin kind's package to its digests.
 func identities() map[string]identity {
 	return map[string]identity{
-		"github.com/voxflow/voxflow/stages/command":  {source: "cb5e678f29d7f732ff40fe6f2c1268373d6015f595386779c0093d5f2125c866", identity: "f08016566dae45c1c9379c86f0757be9d00eb1245affd268fb876a9f337c867d"},
-		"github.com/voxflow/voxflow/stages/data":     {source: "f6f99a7e62f16c29a720a88ad60546629e70a0cba45fbfea2298e2919573174e", identity: "8c9948111eca59f90dd0377428d129bf5f2b8490257f856cf99158c0e16fe33e"},
-		"github.com/voxflow/voxflow/stages/features": {source: "dcf133d7b97f60fc29ab1e85535005ca5faa924467dd315bc4b6dab610247979", identity: "302f206865df280bd4cab583acc83ea6eaa3508fc813a5a5f83d116de7352a8c"},
-		"github.com/voxflow/voxflow/stages/pretrain": {source: "9e3dd542e242e851573696f16a037fa50a5b62f700fa51711c65e66970354a6a", identity: "949e6b0d919b4f4b5daa26a89dc08f96368d823f5c07d89b944e591ef333cbdc"},
-		"github.com/voxflow/voxflow/stages/probe":    {source: "565480fea749890f59882a5ed4cd93d525e29e735e9c1e8776cbc5f52dcea97e", identity: "574aa69bf1a3f58d1f108d82f41a95043203ed666447d07107f95d09eaa4cc20"},
-		"github.com/voxflow/voxflow/stages/report":   {source: "43da764fa3a8def74db4a7c0bab631e99a38a81fa14fb0ecd599612c8fdd688a", identity: "696f58da27e1d030a5beac2774028f8eebc16bcfb706ca51f37d5dc2b27defc1"},
-		"github.com/voxflow/voxflow/stages/ridge":    {source: "56763d6fded75ba9a88989c86045ed1eff20f41be0baf73d233beb8a4d0562fd", identity: "36608a2efe261950a1fe18388e815a3c2b72e4d779d0c191552131057cc17625"},
-		"github.com/voxflow/voxflow/stages/tunecl":   {source: "9802234de5ae3192ecdde0b19705ba038ddf4c87b42a940df843fe6c1351b165", identity: "52c0051ef90ed6bef88b4a1abc244862f35b2dfba84efebdddaee985dc99290f"},
-		"github.com/voxflow/voxflow/stages/tunemse":  {source: "ac17ccf9bc24ab7ebc984d905c6c96e4a30534384e90dd921c359655ec157dfa", identity: "ae37fdc7de35c12a1be5fa6b52896d95dc907278da072724201c7227cbe63292"},
+		"github.com/voxflow/voxflow/stages/command":  {source: "8318d8f98d2a0fb71aa919da47b073178db7ad345769c6721541bdc116a0bb73", identity: "8318d8f98d2a0fb71aa919da47b073178db7ad345769c6721541bdc116a0bb73"},
+		"github.com/voxflow/voxflow/stages/data":     {source: "6dabe478d64beee14306ad6f3e745f3c47dc4de0c7c799f4d16fbcafc6291834", identity: "6dabe478d64beee14306ad6f3e745f3c47dc4de0c7c799f4d16fbcafc6291834"},
+		"github.com/voxflow/voxflow/stages/features": {source: "0afae752fb426aa9219e9608745b6c692d6ff2af5b8707a1c239a53ecc40dd8b", identity: "0afae752fb426aa9219e9608745b6c692d6ff2af5b8707a1c239a53ecc40dd8b"},
+		"github.com/voxflow/voxflow/stages/pretrain": {source: "d24699cd2b39c5b06cad9f5a1830b235ba85820d908e3a1edcb15d5ec905df7d", identity: "d24699cd2b39c5b06cad9f5a1830b235ba85820d908e3a1edcb15d5ec905df7d"},
+		"github.com/voxflow/voxflow/stages/probe":    {source: "ad34c16fbfee6e77bf3d07129fc3848a4e8e9f529c3e9560de48976296ed7312", identity: "ad34c16fbfee6e77bf3d07129fc3848a4e8e9f529c3e9560de48976296ed7312"},
+		"github.com/voxflow/voxflow/stages/report":   {source: "0e7ea3ab2bdf049ac7429f8b4966eeee30f878812e4c58a61e16928b6761ca64", identity: "0e7ea3ab2bdf049ac7429f8b4966eeee30f878812e4c58a61e16928b6761ca64"},
+		"github.com/voxflow/voxflow/stages/ridge":    {source: "ee0166be627c6d9f8450fe78d2b222019277cc1dfb5340d0f2102b9bf23316ea", identity: "ee0166be627c6d9f8450fe78d2b222019277cc1dfb5340d0f2102b9bf23316ea"},
+		"github.com/voxflow/voxflow/stages/tunecl":   {source: "377814329dd95a7afdc6d0cb6a2f38cfafb5527d4f761e514e197bcdc063f6ff", identity: "377814329dd95a7afdc6d0cb6a2f38cfafb5527d4f761e514e197bcdc063f6ff"},
+		"github.com/voxflow/voxflow/stages/tunemse":  {source: "d8bbfe05fd41e8e3fa1a77a93f47e58bad9c799ad6849042917883706fc3c09f", identity: "d8bbfe05fd41e8e3fa1a77a93f47e58bad9c799ad6849042917883706fc3c09f"},
 	}
 }

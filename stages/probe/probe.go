@@ -22,6 +22,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/voxflow/voxflow/internal/jsonfile"
+
 	"github.com/voxflow/voxflow/stages/artifact"
 
 	"github.com/voxflow/voxflow/numerics/npy"
@@ -82,7 +84,7 @@ func (Stage) Run(ctx context.Context, req *stages.Request) error {
 		fmt.Fprintf(req.Log, "probe: %s: top1 %.4f top%d %.4f (%d L-BFGS iterations, %s)\n", names[i], r["top1"], topK, r[fmt.Sprintf("top%d", topK)], int(r["iterations"]), r.stopReason())
 	}
 	req.Progress.Update(stages.Update{Phase: "fit", Done: float64(len(arts)), Total: float64(len(arts)), Unit: "network"})
-	b, err := json.MarshalIndent(results, "", "  ")
+	b, err := jsonfile.Encode(results)
 	if err != nil {
 		return fmt.Errorf("encode scores: %w", err)
 	}
@@ -91,7 +93,7 @@ func (Stage) Run(ctx context.Context, req *stages.Request) error {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
 	for _, p := range []string{filepath.Join(dir, "scores.json"), filepath.Join(req.OutDir, "metrics.json")} {
-		if err := os.WriteFile(p, append(b, '\n'), 0o644); err != nil {
+		if err := os.WriteFile(p, b, 0o644); err != nil {
 			return fmt.Errorf("write %s: %w", p, err)
 		}
 	}

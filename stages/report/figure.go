@@ -1,13 +1,14 @@
 package report
 
 import (
-	"encoding/json"
 	"fmt"
 	"image/color"
 	"io"
 	"math"
 	"os"
 	"path/filepath"
+
+	"github.com/voxflow/voxflow/internal/jsonfile"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/font"
@@ -105,11 +106,7 @@ func (f *figure) save(dir string) error {
 			return err
 		}
 	}
-	b, err := json.MarshalIndent(meta, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode %s.json: %w", f.name, err)
-	}
-	return os.WriteFile(filepath.Join(dir, f.name+".json"), append(b, '\n'), 0o644)
+	return jsonfile.Write(filepath.Join(dir, f.name+".json"), meta)
 }
 
 func writeTo(path string, w io.WriterTo) error {

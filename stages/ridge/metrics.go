@@ -1,14 +1,14 @@
 package ridge
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"sort"
 	"text/tabwriter"
+
+	"github.com/voxflow/voxflow/internal/jsonfile"
 
 	"github.com/voxflow/voxflow/numerics/stats"
 	"github.com/voxflow/voxflow/stages/artifact"
@@ -338,15 +338,7 @@ func meanRows(rows [][]float64) []float64 {
 }
 
 func writeMetrics(outDir string, m *artifact.Metrics) error {
-	b, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode metrics: %w", err)
-	}
-	p := filepath.Join(outDir, "metrics.json")
-	if err := os.WriteFile(p, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	return nil
+	return jsonfile.Write(filepath.Join(outDir, artifact.ScoresFile), m)
 }
 
 // writeTable logs mean r per ROI and group for every network, and the %

@@ -5,12 +5,13 @@
 package artifacttest
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+
+	"github.com/voxflow/voxflow/internal/jsonfile"
 
 	"github.com/voxflow/voxflow/stages/artifact"
 
@@ -22,14 +23,10 @@ import (
 type NSDSizes struct{ Train, Val, Test int }
 
 func writeJSON(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	return os.WriteFile(path, b, 0o644)
+	return jsonfile.Write(path, v)
 }
 
 // images draws n images 3 x s x s: a noisy background with a coloured

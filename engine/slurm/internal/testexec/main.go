@@ -1,5 +1,5 @@
 // Command testexec is a stand-in voxflow binary for the slurm package's
-// tests: `testexec exec-job JOBFILE` runs slurm.ExecJobMain exactly as
+// tests: `testexec exec-job JOBFILE` runs engine.ExecJobFile exactly as
 // `voxflow exec-job` does, with the command stage and a fixture stage that
 // reports progress and checks that params keep their types across job.json.
 // It keeps the tests independent of the CLI and of the heavy builtin stages.
@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/voxflow/voxflow/engine/slurm"
+	"github.com/voxflow/voxflow/engine"
 	"github.com/voxflow/voxflow/stages"
 	"github.com/voxflow/voxflow/stages/command"
 )
@@ -22,8 +22,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: testexec exec-job JOBFILE")
 		os.Exit(2)
 	}
-	exe := slurm.StagesExecutor([]stages.Stage{command.New(), counter{}})
-	if err := slurm.ExecJobMain(context.Background(), os.Args[2], exe, os.Stdout); err != nil {
+	exe := engine.StagesExecutor([]stages.Stage{command.New(), counter{}})
+	if err := engine.ExecJobFile(context.Background(), os.Args[2], exe, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "testexec exec-job:", err)
 		os.Exit(1)
 	}
