@@ -7,7 +7,6 @@ import (
 	"os"
 
 	"github.com/voxflow/voxflow/internal/jsonfile"
-
 	"github.com/voxflow/voxflow/stages"
 )
 

@@ -10,8 +10,9 @@ import (
 	"slices"
 	"sort"
 
-	"github.com/voxflow/voxflow/numerics/linalg"
 	"gonum.org/v1/gonum/stat/distuv"
+
+	"github.com/voxflow/voxflow/numerics/linalg"
 )
 
 // PearsonCols returns Pearson's r between column j of a and of b (both

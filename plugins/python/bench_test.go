@@ -15,10 +15,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/voxflow/voxflow/plugins"
-	"github.com/voxflow/voxflow/stages"
 	"github.com/voxflow/voxflow/numerics/network"
 	"github.com/voxflow/voxflow/numerics/npy"
+	"github.com/voxflow/voxflow/plugins"
+	"github.com/voxflow/voxflow/stages"
 	"github.com/voxflow/voxflow/stages/pretrain"
 )
 

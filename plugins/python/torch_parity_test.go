@@ -15,10 +15,9 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/voxflow/voxflow/stages/training"
-
 	"github.com/voxflow/voxflow/numerics/network"
 	"github.com/voxflow/voxflow/numerics/npy"
+	"github.com/voxflow/voxflow/stages/training"
 	"github.com/voxflow/voxflow/stages/tunecl"
 	"github.com/voxflow/voxflow/stages/tunemse"
 )

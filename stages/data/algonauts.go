@@ -16,10 +16,10 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/voxflow/voxflow/stages/artifact"
+	"github.com/zeebo/blake3"
 
 	"github.com/voxflow/voxflow/numerics/npy"
-	"github.com/zeebo/blake3"
+	"github.com/voxflow/voxflow/stages/artifact"
 )
 
 // Algonauts 2023 file layout, relative to a subject folder (root/subjNN).

@@ -15,10 +15,10 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/voxflow/voxflow/stages/artifact"
+	"github.com/zeebo/blake3"
 
 	"github.com/voxflow/voxflow/numerics/npy"
-	"github.com/zeebo/blake3"
+	"github.com/voxflow/voxflow/stages/artifact"
 )
 
 // fixtureCfg is the small synthetic Algonauts release the reader tests use.

@@ -7,9 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/voxflow/voxflow/stages/artifact"
-
 	"github.com/voxflow/voxflow/numerics/npy"
+	"github.com/voxflow/voxflow/stages/artifact"
 )
 
 // writeCeilings writes the fixture's noise ceilings (fractions, in

@@ -12,9 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/voxflow/voxflow/stages/artifact"
-
 	"github.com/voxflow/voxflow/numerics/npy"
+	"github.com/voxflow/voxflow/stages/artifact"
 )
 
 // Layouts Inspect recognises.

@@ -13,9 +13,8 @@ import (
 	"strings"
 
 	"github.com/voxflow/voxflow/internal/jsonfile"
-	"github.com/voxflow/voxflow/stages/artifact"
-
 	"github.com/voxflow/voxflow/stages"
+	"github.com/voxflow/voxflow/stages/artifact"
 )
 
 // A join assembles the standard NSD-like layout from part artifacts: per

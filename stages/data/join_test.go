@@ -10,9 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/voxflow/voxflow/stages/artifact"
-
 	"github.com/voxflow/voxflow/stages"
+	"github.com/voxflow/voxflow/stages/artifact"
 )
 
 // readTree maps every file under dir (relative path) to its bytes.

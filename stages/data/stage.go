@@ -35,9 +35,8 @@ import (
 	"runtime"
 
 	"github.com/voxflow/voxflow/internal/jsonfile"
-	"github.com/voxflow/voxflow/stages/artifact"
-
 	"github.com/voxflow/voxflow/stages"
+	"github.com/voxflow/voxflow/stages/artifact"
 )
 
 // Source names (param `source`).

@@ -13,12 +13,12 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/voxflow/voxflow/internal/jsonfile"
-	"github.com/voxflow/voxflow/stages/artifact"
+	"github.com/zeebo/blake3"
 
+	"github.com/voxflow/voxflow/internal/jsonfile"
 	"github.com/voxflow/voxflow/numerics/npy"
 	"github.com/voxflow/voxflow/stages"
-	"github.com/zeebo/blake3"
+	"github.com/voxflow/voxflow/stages/artifact"
 )
 
 // Non-finite policies.

@@ -7,9 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/voxflow/voxflow/stages/artifact"
-
 	"github.com/voxflow/voxflow/numerics/npy"
+	"github.com/voxflow/voxflow/stages/artifact"
 )
 
 func TestSyntheticDeterministic(t *testing.T) {

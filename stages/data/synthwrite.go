@@ -11,9 +11,8 @@ import (
 	"sync"
 
 	"github.com/voxflow/voxflow/internal/jsonfile"
-	"github.com/voxflow/voxflow/stages/artifact"
-
 	"github.com/voxflow/voxflow/numerics/npy"
+	"github.com/voxflow/voxflow/stages/artifact"
 )
 
 // SynthSubjectNames returns subj01 .. subjNN.

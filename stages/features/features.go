@@ -16,13 +16,11 @@ import (
 	"path/filepath"
 
 	"github.com/voxflow/voxflow/internal/jsonfile"
-	"github.com/voxflow/voxflow/stages/training"
-
-	"github.com/voxflow/voxflow/stages/artifact"
-
 	"github.com/voxflow/voxflow/numerics/network"
 	"github.com/voxflow/voxflow/numerics/npy"
 	"github.com/voxflow/voxflow/stages"
+	"github.com/voxflow/voxflow/stages/artifact"
+	"github.com/voxflow/voxflow/stages/training"
 )
 
 // Kind is the stage kind name.

@@ -15,16 +15,14 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/voxflow/voxflow/internal/jsonfile"
-	"github.com/voxflow/voxflow/stages/training"
-
-	"github.com/voxflow/voxflow/stages/artifact"
-
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // graph code reads best unqualified
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 
+	"github.com/voxflow/voxflow/internal/jsonfile"
 	"github.com/voxflow/voxflow/numerics/network"
 	"github.com/voxflow/voxflow/stages"
+	"github.com/voxflow/voxflow/stages/artifact"
+	"github.com/voxflow/voxflow/stages/training"
 )
 
 // Kind is the stage kind name.

@@ -9,10 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/voxflow/voxflow/stages/artifact"
-
 	"github.com/voxflow/voxflow/numerics/network"
 	"github.com/voxflow/voxflow/stages"
+	"github.com/voxflow/voxflow/stages/artifact"
 	"github.com/voxflow/voxflow/stages/artifact/artifacttest"
 )
 

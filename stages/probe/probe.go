@@ -23,11 +23,9 @@ import (
 	"text/tabwriter"
 
 	"github.com/voxflow/voxflow/internal/jsonfile"
-
-	"github.com/voxflow/voxflow/stages/artifact"
-
 	"github.com/voxflow/voxflow/numerics/npy"
 	"github.com/voxflow/voxflow/stages"
+	"github.com/voxflow/voxflow/stages/artifact"
 )
 
 // Version changes whenever the outputs for the same inputs change.

@@ -10,13 +10,12 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/voxflow/voxflow/internal/jsonfile"
-
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 
+	"github.com/voxflow/voxflow/internal/jsonfile"
 	"github.com/voxflow/voxflow/numerics/npy"
 	"github.com/voxflow/voxflow/stages"
 )

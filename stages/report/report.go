@@ -44,9 +44,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/voxflow/voxflow/stages/artifact"
-
 	"github.com/voxflow/voxflow/stages"
+	"github.com/voxflow/voxflow/stages/artifact"
 )
 
 // Stage is the report stage kind.

@@ -10,9 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/voxflow/voxflow/stages/artifact"
-
 	"github.com/voxflow/voxflow/stages"
+	"github.com/voxflow/voxflow/stages/artifact"
 )
 
 // TestHeadlineStatistics feeds the report three per-subject ridge inputs

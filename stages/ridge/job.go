@@ -9,13 +9,11 @@ import (
 	"path/filepath"
 	"slices"
 
-	"github.com/voxflow/voxflow/numerics/stats"
-
-	"github.com/voxflow/voxflow/stages/artifact"
-
 	"github.com/voxflow/voxflow/numerics/linalg"
 	"github.com/voxflow/voxflow/numerics/npy"
+	"github.com/voxflow/voxflow/numerics/stats"
 	"github.com/voxflow/voxflow/stages"
+	"github.com/voxflow/voxflow/stages/artifact"
 )
 
 // networks groups features artifacts by producing stage, in input order.

@@ -9,7 +9,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/voxflow/voxflow/internal/jsonfile"
-
 	"github.com/voxflow/voxflow/numerics/stats"
 	"github.com/voxflow/voxflow/stages/artifact"
 )

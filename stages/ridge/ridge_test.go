@@ -11,10 +11,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/voxflow/voxflow/stages/artifact"
-
 	"github.com/voxflow/voxflow/numerics/npy"
 	"github.com/voxflow/voxflow/stages"
+	"github.com/voxflow/voxflow/stages/artifact"
 )
 
 type testROI struct {

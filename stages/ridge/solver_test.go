@@ -11,11 +11,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/voxflow/voxflow/numerics/stats"
+	"gonum.org/v1/gonum/mat"
 
 	"github.com/voxflow/voxflow/numerics/linalg"
 	"github.com/voxflow/voxflow/numerics/npy"
-	"gonum.org/v1/gonum/mat"
+	"github.com/voxflow/voxflow/numerics/stats"
 )
 
 // plantedData draws n x p features and n x v targets y = x w + noise, with

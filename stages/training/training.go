@@ -8,13 +8,14 @@ import (
 	"image/color"
 	"path/filepath"
 
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+
 	"github.com/voxflow/voxflow/internal/jsonfile"
 	"github.com/voxflow/voxflow/numerics/network"
 	"github.com/voxflow/voxflow/stages"
 	"github.com/voxflow/voxflow/stages/artifact"
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg"
 )
 
 // TrainParams declares the training params shared by tune-cl, tune-mse and

@@ -6,11 +6,10 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/voxflow/voxflow/stages/artifact"
-
 	"github.com/voxflow/voxflow/numerics/network"
 	"github.com/voxflow/voxflow/numerics/npy"
 	"github.com/voxflow/voxflow/stages"
+	"github.com/voxflow/voxflow/stages/artifact"
 	"github.com/voxflow/voxflow/stages/artifact/artifacttest"
 	"github.com/voxflow/voxflow/stages/data"
 	"github.com/voxflow/voxflow/stages/features"

@@ -7,12 +7,11 @@ import (
 	"context"
 	"io"
 
-	"github.com/voxflow/voxflow/stages/training"
-
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // graph code reads best unqualified
 
 	"github.com/voxflow/voxflow/numerics/network"
 	"github.com/voxflow/voxflow/stages"
+	"github.com/voxflow/voxflow/stages/training"
 )
 
 // Kind is the stage kind name.

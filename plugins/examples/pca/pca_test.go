@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/voxflow/voxflow/numerics/npy"
 	"github.com/voxflow/voxflow/plugins"
 	"github.com/voxflow/voxflow/stages"
-	"github.com/voxflow/voxflow/numerics/npy"
 )
 
 // binary is the plugin built by TestMain: the tests go through a real
