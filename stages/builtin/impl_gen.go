@@ -28,13 +28,13 @@ package builtin
 func identities() map[string]identity {
 	return map[string]identity{
 		"github.com/voxflow/voxflow/stages/command":  {source: "8318d8f98d2a0fb71aa919da47b073178db7ad345769c6721541bdc116a0bb73", identity: "8318d8f98d2a0fb71aa919da47b073178db7ad345769c6721541bdc116a0bb73"},
-		"github.com/voxflow/voxflow/stages/data":     {source: "6dabe478d64beee14306ad6f3e745f3c47dc4de0c7c799f4d16fbcafc6291834", identity: "6dabe478d64beee14306ad6f3e745f3c47dc4de0c7c799f4d16fbcafc6291834"},
-		"github.com/voxflow/voxflow/stages/features": {source: "0afae752fb426aa9219e9608745b6c692d6ff2af5b8707a1c239a53ecc40dd8b", identity: "0afae752fb426aa9219e9608745b6c692d6ff2af5b8707a1c239a53ecc40dd8b"},
-		"github.com/voxflow/voxflow/stages/pretrain": {source: "d24699cd2b39c5b06cad9f5a1830b235ba85820d908e3a1edcb15d5ec905df7d", identity: "d24699cd2b39c5b06cad9f5a1830b235ba85820d908e3a1edcb15d5ec905df7d"},
-		"github.com/voxflow/voxflow/stages/probe":    {source: "ad34c16fbfee6e77bf3d07129fc3848a4e8e9f529c3e9560de48976296ed7312", identity: "ad34c16fbfee6e77bf3d07129fc3848a4e8e9f529c3e9560de48976296ed7312"},
-		"github.com/voxflow/voxflow/stages/report":   {source: "0e7ea3ab2bdf049ac7429f8b4966eeee30f878812e4c58a61e16928b6761ca64", identity: "0e7ea3ab2bdf049ac7429f8b4966eeee30f878812e4c58a61e16928b6761ca64"},
-		"github.com/voxflow/voxflow/stages/ridge":    {source: "ee0166be627c6d9f8450fe78d2b222019277cc1dfb5340d0f2102b9bf23316ea", identity: "ee0166be627c6d9f8450fe78d2b222019277cc1dfb5340d0f2102b9bf23316ea"},
-		"github.com/voxflow/voxflow/stages/tunecl":   {source: "377814329dd95a7afdc6d0cb6a2f38cfafb5527d4f761e514e197bcdc063f6ff", identity: "377814329dd95a7afdc6d0cb6a2f38cfafb5527d4f761e514e197bcdc063f6ff"},
-		"github.com/voxflow/voxflow/stages/tunemse":  {source: "d8bbfe05fd41e8e3fa1a77a93f47e58bad9c799ad6849042917883706fc3c09f", identity: "d8bbfe05fd41e8e3fa1a77a93f47e58bad9c799ad6849042917883706fc3c09f"},
+		"github.com/voxflow/voxflow/stages/data":     {source: "77ebc34473685243e1d0524d84e9fd5c785c92ee3dd4d7a580f8c1830f93cde8", identity: "77ebc34473685243e1d0524d84e9fd5c785c92ee3dd4d7a580f8c1830f93cde8"},
+		"github.com/voxflow/voxflow/stages/features": {source: "df8b2c4ad7248f4fde51acb6e6643b2e4f95209ebe2f4444104dc6366e3adc41", identity: "df8b2c4ad7248f4fde51acb6e6643b2e4f95209ebe2f4444104dc6366e3adc41"},
+		"github.com/voxflow/voxflow/stages/pretrain": {source: "2808eaaa6f927df6a2682dac544cd22de685d24ce97e12b975ea855501a0242e", identity: "2808eaaa6f927df6a2682dac544cd22de685d24ce97e12b975ea855501a0242e"},
+		"github.com/voxflow/voxflow/stages/probe":    {source: "b347d091de785d056eed21fbcdb1536bd4cf9c0c89b17dff8021c32fe4ee5719", identity: "b347d091de785d056eed21fbcdb1536bd4cf9c0c89b17dff8021c32fe4ee5719"},
+		"github.com/voxflow/voxflow/stages/report":   {source: "52167fa3d8eb09e6dd40981d69653d4922eb27998c8e7c6267c1ac8a4f872359", identity: "52167fa3d8eb09e6dd40981d69653d4922eb27998c8e7c6267c1ac8a4f872359"},
+		"github.com/voxflow/voxflow/stages/ridge":    {source: "7b245c1ad8c0968b53ba8319e580236afa3b86b0d2d27466b3540ba57db2a2de", identity: "7b245c1ad8c0968b53ba8319e580236afa3b86b0d2d27466b3540ba57db2a2de"},
+		"github.com/voxflow/voxflow/stages/tunecl":   {source: "98af43770bdf5eac872eb333b682b995a9290091db8a71060e8d9d8d229d848c", identity: "98af43770bdf5eac872eb333b682b995a9290091db8a71060e8d9d8d229d848c"},
+		"github.com/voxflow/voxflow/stages/tunemse":  {source: "0feb411d28eda2aee709f7bcc5fe7a9ed6a95eacbf4a58fe545dd14bec663758", identity: "0feb411d28eda2aee709f7bcc5fe7a9ed6a95eacbf4a58fe545dd14bec663758"},
 	}
 }
