@@ -11,26 +11,14 @@ import (
 // newest execution, or with --attempt one cluster attempt's record.
 func cmdLog(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("log", "INSTANCE [flags]", stdout, stderr)
-	cacheDir := fs.String("cache", "", "cache directory (default $VOXFLOW_CACHE or ./.voxflow)")
-	specName := fs.String("spec", "", "only executions of this spec name")
+	var inf instanceFlags
+	inf.register(fs)
 	attempt := fs.Int("attempt", 0, "print attempt N of the instance as kept by the cluster executor that ran it (job, end state, script and log) instead of the captured log")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	name, err := onePositional(pos, "INSTANCE")
-	if err != nil {
-		return err
-	}
-	store, err := openExistingStore(ctx, *cacheDir, "", false, "log")
+	store, e, err := inf.open(ctx, fs, args, "log")
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	e, err := findOne(ctx, store, *specName, name)
-	if err != nil {
-		return err
-	}
 	if *attempt != 0 {
 		return printAttempt(stdout, store, e, *attempt)
 	}

@@ -18,26 +18,14 @@ import (
 // execution, with its params, inputs, output, timings and metrics.
 func cmdShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("show", "INSTANCE [flags]", stdout, stderr)
-	cacheDir := fs.String("cache", "", "cache directory (default $VOXFLOW_CACHE or ./.voxflow)")
-	specName := fs.String("spec", "", "only executions of this spec name")
+	var inf instanceFlags
+	inf.register(fs)
 	asJSON := fs.Bool("json", false, "print as JSON")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	name, err := onePositional(pos, "INSTANCE")
-	if err != nil {
-		return err
-	}
-	store, err := openExistingStore(ctx, *cacheDir, "", false, "show")
+	store, e, err := inf.open(ctx, fs, args, "show")
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	e, err := findOne(ctx, store, *specName, name)
-	if err != nil {
-		return err
-	}
 	metrics, err := store.Metrics(ctx, e.ID)
 	if err != nil {
 		return err
@@ -110,35 +98,6 @@ func cmdShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	return nil
-}
-
-// findOne resolves an instance name (or prefix) to its newest execution.
-func findOne(ctx context.Context, store *cache.Store, spec, pattern string) (*cache.Execution, error) {
-	exs, err := store.FindExecutions(ctx, spec, pattern, 50)
-	if err != nil {
-		return nil, err
-	}
-	if len(exs) == 0 {
-		return nil, fmt.Errorf("no execution matches %q", pattern)
-	}
-	names := map[string]bool{}
-	for _, e := range exs {
-		names[e.Instance] = true
-	}
-	if len(names) > 1 && !names[pattern] {
-		list := make([]string, 0, len(names))
-		for n := range names {
-			list = append(list, n)
-		}
-		sort.Strings(list)
-		return nil, fmt.Errorf("%q matches several instances: %s", pattern, strings.Join(list, ", "))
-	}
-	for _, e := range exs {
-		if e.Instance == pattern || len(names) == 1 {
-			return &e, nil
-		}
-	}
-	return &exs[0], nil
 }
 
 // inputLines renders an execution's inputs, one artifact a line, with
