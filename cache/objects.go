@@ -439,11 +439,3 @@ func notFound(what string, err error) error {
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
-
-func (o *Objects) objectSize(d Digest) (int64, error) {
-	fi, err := os.Stat(o.objectPath(d))
-	if err != nil {
-		return 0, notFound("object "+d.Short(), err)
-	}
-	return fi.Size(), nil
-}

@@ -395,24 +395,6 @@ func (s *Store) PutTree(ctx context.Context, root string, move bool) (Digest, er
 	return d, s.indexObjects(ctx, recs)
 }
 
-// Index records in the index every present object reachable from d; the
-// engine calls it for outputs that workers put without a database.
-func (s *Store) Index(ctx context.Context, d Digest) error {
-	var recs []objectRec
-	err := s.Walk(ctx, d, func(x Digest, kind string) error {
-		size, err := s.objectSize(x)
-		if err != nil {
-			return err
-		}
-		recs = append(recs, objectRec{x, kind, size})
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("index %s: %w", d.Short(), err)
-	}
-	return s.indexObjects(ctx, recs)
-}
-
 // ObjectRecord is one row of the objects table.
 type ObjectRecord struct {
 	Digest  Digest
