@@ -26,11 +26,13 @@
 //
 // Plan and Run walk instances in dependency order and ask one decider
 // (decide.go) the same question of each: does a foreach selection keep it
-// (select.go), what is its key, and does the cache hold an intact
-// execution of that key? Plan additionally explains each instance that
-// would run (never run, forced, changed params, inputs, files or
-// implementation); Run acts on the answer. Because both share the decider,
-// what plan shows is what run does.
+// (select.go), what is its key, and does the cache hold a good execution
+// of that key? Plan additionally explains each instance that would run
+// (never run, forced, changed params, inputs, files or implementation);
+// Run acts on the answer, and also checks that a hit's objects are intact
+// (a damaged output is a miss), which Plan, writing nothing, leaves to
+// the index. Because both share the decider, what plan shows is what run
+// does.
 //
 // Run hands the instances to a scheduler (scheduler.go) that owns the
 // run's state: each instance's status, the ready queue, the dependents to
@@ -42,18 +44,28 @@
 // same cache may be computing it), runs up to 1+retries attempts, each in
 // a fresh work directory (workdir.go), then stores the outputs.
 // Cancelling the context stops running jobs and ends the run as
-// interrupted.
+// interrupted; a failing cache index stops them too, and Run returns its
+// error.
 //
 // # The executor seam
 //
 // The scheduler never runs a stage itself: it builds a Job (plain values:
 // key, params, input artifact paths, resources, timeout, executor options)
-// and hands it to an Executor (Runner.Executor; nil means LocalExecutor,
-// inline or in a plugin process). An executor returns once the job's
+// and hands it to an Executor (Runner.Executor; nil means a LocalExecutor
+// that runs builtin kinds inline, without plugin processes; the CLI passes
+// one with a ProcessExecutor). An executor returns once the job's
 // outputs are complete under Job.OutDir, or fails, and honours the
 // context and Job.Timeout. A remote executor (Remote() true) is not bound
 // by the local budgets; one that detaches returns ErrDetached and the
 // instance is recorded as submitted, for a later run to adopt.
+//
+// Executors are reached through drivers (ExecutorDriver) registered by
+// name in an Executors value (executors.go): LocalDriver here, the Slurm
+// driver in engine/slurm. Each driver checks its own spec options and owns
+// its directory in the cache. The far end of a cluster executor is here
+// too: WriteJobFile writes a Job for `voxflow exec-job`, and ExecJobFile
+// runs it on the node, writing progress and a JobResult beside the job
+// file (execjob.go).
 //
 // # What is recorded
 //

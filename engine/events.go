@@ -25,6 +25,8 @@ type Display interface {
 	// constants, err says why it did not succeed, and logTail holds the
 	// last lines of its log when it failed.
 	Finished(instance string, status string, d time.Duration, err error, logTail []string)
-	// Close is called once, after the last event of the run.
+	// Close is called once, after the last event of the run: by Run's
+	// caller once Run has returned (Run itself never calls it; no event
+	// comes after it returns).
 	Close()
 }

@@ -46,7 +46,12 @@ type Job struct {
 // Executor runs jobs somewhere: in this process, in a plugin process, or
 // on a cluster. Execute blocks until the job ends and returns nil only when
 // the job's outputs are complete under job.OutDir. It must honour ctx:
-// cancellation stops the job (scancel, kill) before Execute returns.
+// cancellation stops the job (scancel, kill) before Execute returns. A job
+// that runs past job.Timeout fails (RunJob enforces it where the stage
+// runs). An executor may also report Remote() true (it runs jobs on other
+// hosts, beyond the local budgets; see RemoteJobs), implement
+// RequestChecker, or hand jobs off and return an error wrapping
+// ErrDetached (see executors.go).
 type Executor interface {
 	Execute(ctx context.Context, job *Job, progress stages.Progress, log io.Writer) error
 }

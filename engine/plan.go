@@ -27,8 +27,9 @@ type PlanItem struct {
 	Reasons  []string `json:"reasons,omitempty"` // why it runs
 	Key      string   `json:"key,omitempty"`     // empty while an upstream instance must run first
 	Output   string   `json:"output,omitempty"`  // cached output digest
-	// Problem says why the instance cannot run under the chosen executor
-	// (see CheckPlan); a run would fail it.
+	// Problem says why a run would fail the instance without starting it:
+	// its foreach selection cannot be evaluated (Plan sets it), or the
+	// chosen executor cannot meet its request (CheckPlan).
 	Problem string `json:"problem,omitempty"`
 	// Chosen says why a foreach selection chose the instance (select.go).
 	Chosen string `json:"chosen,omitempty"`
@@ -98,7 +99,13 @@ func reasons(ctx context.Context, store *cache.Store, p *Project, inst *spec.Ins
 	} else {
 		rs = append(rs, pending...)
 	}
-	if len(rs) == 0 {
+	switch {
+	case len(rs) > 0:
+	case key.Digest != "" && last.Key != key.Digest:
+		// Nothing that enters the key changed, yet the key did: the last
+		// success was keyed by an older derivation (keyDomain).
+		rs = append(rs, "cache key changed with no change to params, inputs or code (keys derived by an older voxflow; now "+keyDomain+")")
+	default:
 		// Same key as the last success, yet no usable record: its output
 		// was invalidated by `cache verify` or removed by gc.
 		rs = append(rs, "previous output invalidated or collected")
@@ -186,11 +193,12 @@ func WritePlan(w io.Writer, items []PlanItem) error {
 // CheckPlan sets Problem on every item that would run but cannot under
 // exe with opt's budgets: the same check a run makes before starting an
 // instance, so `voxflow plan --executor slurm` shows it before anything is
-// submitted.
+// submitted. An item that has a Problem already (a selection that cannot
+// be evaluated) keeps it: a run fails the instance for that first.
 func CheckPlan(ctx context.Context, p *Project, items []PlanItem, exe Executor, opt RunOptions) {
 	for i := range items {
 		inst := p.Graph.ByID[items[i].Instance]
-		if items[i].Action != ActionRun || inst == nil {
+		if items[i].Action != ActionRun || items[i].Problem != "" || inst == nil {
 			continue
 		}
 		items[i].Problem = unsatisfiable(ctx, p, inst, exe, opt)

@@ -197,16 +197,8 @@ func (rs *Resolver) Resolve(ctx context.Context, uses string) (*Kind, error) {
 			}
 		}
 	}
-	return nil, fmt.Errorf("%w %q%s (known: %s)", ErrUnknownKind, uses, spec.DidYouMean(uses, rs.known()), strings.Join(rs.known(), ", "))
-}
-
-func (rs *Resolver) known() []string {
-	var out []string
-	for k := range rs.reg.builtins {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
+	known := rs.reg.KindNames()
+	return nil, fmt.Errorf("%w %q%s (known: %s)", ErrUnknownKind, uses, spec.DidYouMean(uses, known), strings.Join(known, ", "))
 }
 
 // Kinds adapts the resolver to the spec package's kind lookup, starting

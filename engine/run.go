@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -62,7 +63,8 @@ type RunResult struct {
 // Run executes every instance of p that the cache cannot answer, in
 // dependency order and in parallel within the declared resources. It
 // records the run in the cache, schedules it (scheduler.go) and records
-// how it ended.
+// how it ended. An error means the cache index failed; the run's running
+// executions are stopped before Run returns it.
 func (r *Runner) Run(ctx context.Context, p *Project, opt RunOptions) (*RunResult, error) {
 	opt = r.withDefaults(opt)
 	host := r.host()
@@ -72,12 +74,21 @@ func (r *Runner) Run(ctx context.Context, p *Project, opt RunOptions) (*RunResul
 	}
 	s, err := r.newScheduler(ctx, p, opt, runID, host)
 	if err != nil {
-		return nil, err
+		return nil, r.abort(ctx, runID, err)
 	}
+	// Executions run under a context of their own, so that a run that
+	// gives up on an error stops them before it returns rather than leave
+	// them writing to the cache and the display behind its back.
+	execCtx, stop := context.WithCancel(ctx)
+	defer stop()
 	for {
-		if err := s.startReady(ctx); err != nil {
-			return nil, err
+		if err := s.startReady(execCtx); err != nil && ctx.Err() == nil {
+			stop()
+			s.drain()
+			return nil, r.abort(ctx, runID, err)
 		}
+		// An error with ctx cancelled is the index query that Ctrl-C cut
+		// short: the run ends as interrupted, as it would a moment later.
 		if s.running == 0 {
 			break
 		}
@@ -89,6 +100,16 @@ func (r *Runner) Run(ctx context.Context, p *Project, opt RunOptions) (*RunResul
 		return res, fmt.Errorf("record run %d end: %w", runID, err)
 	}
 	return res, nil
+}
+
+// abort records a run that could not go on (the cache index failed) as
+// failed and returns err. Recording is best effort: the index may well be
+// what failed, and then a later `voxflow status` shows the run as died.
+func (r *Runner) abort(ctx context.Context, runID int64, err error) error {
+	if endErr := r.Store.EndRun(context.WithoutCancel(ctx), runID, StatusFailed); endErr != nil {
+		return errors.Join(err, fmt.Errorf("record run %d end: %w", runID, endErr))
+	}
+	return err
 }
 
 // withDefaults fills in the budgets opt leaves open: as many instances and

@@ -261,6 +261,14 @@ func (s *scheduler) collect() instResult {
 	return ir
 }
 
+// drain waits for every running execution to report, once their context
+// is cancelled, so that none outlives a run that gave up.
+func (s *scheduler) drain() {
+	for s.running > 0 {
+		s.collect()
+	}
+}
+
 // addResources returns a plus sign times b.
 func addResources(a, b stages.Resources, sign int) stages.Resources {
 	return stages.Resources{CPUs: a.CPUs + sign*b.CPUs, MemoryMB: a.MemoryMB + int64(sign)*b.MemoryMB, GPUs: a.GPUs + sign*b.GPUs}

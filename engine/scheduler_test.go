@@ -228,8 +228,8 @@ func TestSchedulerStartsDependentsAfterTheirInputs(t *testing.T) {
 }
 
 // TestSchedulerKeepsWithinBudgets: two 2-CPU instances under a 3-CPU
-// budget never run at once, nor two 1 GiB instances under 1.5 GiB; with
-// room for both they do.
+// budget never run at once, nor two 1 GiB instances under 1.5 GiB, nor two
+// 1-GPU instances on one GPU; with room for both they do.
 func TestSchedulerKeepsWithinBudgets(t *testing.T) {
 	ctx := testContext(t)
 	for _, c := range []struct {
@@ -242,6 +242,8 @@ func TestSchedulerKeepsWithinBudgets(t *testing.T) {
 		{"cpus within budget", "{cpus: 2}", RunOptions{CPUs: 4}, 2},
 		{"memory over budget", "{memory: 1GiB}", RunOptions{CPUs: 8, MemoryMB: 1536}, 1},
 		{"memory within budget", "{memory: 1GiB}", RunOptions{CPUs: 8, MemoryMB: 2048}, 2},
+		{"gpus over budget", "{gpus: 1}", RunOptions{CPUs: 8, GPUs: 1}, 1},
+		{"gpus within budget", "{gpus: 1}", RunOptions{CPUs: 8, GPUs: 2}, 2},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			fx := newFixture(t, fmt.Sprintf("  a: {uses: fake, resources: %s, with: {v: a}}\n  b: {uses: fake, resources: %[1]s, with: {v: b}}\n", c.resources))
@@ -260,7 +262,7 @@ func TestSchedulerKeepsWithinBudgets(t *testing.T) {
 				t.Errorf("%d instances ran at once (peak use %+v); want %d", exe.peak, exe.peakUse, c.peak)
 			}
 			if c.opt.MemoryMB > 0 && exe.peakUse.MemoryMB > c.opt.MemoryMB ||
-				c.peak == 1 && exe.peakUse.CPUs > c.opt.CPUs {
+				c.peak == 1 && exe.peakUse.CPUs > c.opt.CPUs || exe.peakUse.GPUs > c.opt.GPUs {
 				t.Errorf("peak use %+v exceeds the budget %+v", exe.peakUse, c.opt)
 			}
 		})
@@ -462,5 +464,146 @@ func TestSchedulerReusesTheCache(t *testing.T) {
 	res := fx.run(ctx, exe, RunOptions{Force: []string{"b"}})
 	if res.Executed != 1 || res.Cached != 4 || exe.attemptsOf("b") != 1 {
 		t.Errorf("run with --force b = %+v, executor called for %v; want b alone executed", res, exe.attempts)
+	}
+}
+
+// TestSchedulerStopsItsJobsWhenTheIndexFails: when the cache index fails
+// mid-run (here the store is closed under it), Run returns the error only
+// after the jobs it started have stopped, so none outlives it.
+func TestSchedulerStopsItsJobsWhenTheIndexFails(t *testing.T) {
+	ctx := testContext(t)
+	fx := newFixture(t, "  a: {uses: fake, with: {v: a}}\n  b: {uses: fake, with: {v: b}}\n  c: {uses: fake, with: {v: c}}\n")
+	exe := newFakeExec(func(ctx context.Context, job *Job, _ int) error {
+		if job.Instance == "a" {
+			// c, waiting for a job slot, is looked up in a closed index.
+			return fx.store.Close()
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	_, err := (&Runner{Store: fx.store, Display: discardDisplay{}, Executor: exe, Host: "test"}).Run(ctx, fx.p,
+		RunOptions{Jobs: 2, CPUs: 8, KeepGoing: true, SpecPath: filepath.Join(fx.dir, "sched.yaml")})
+	if err == nil {
+		t.Fatal("run with a closed index returned no error")
+	}
+	exe.mu.Lock()
+	defer exe.mu.Unlock()
+	if exe.running != 0 || exe.attempts["b"] != 1 || exe.attempts["c"] != 0 {
+		t.Errorf("after Run returned %v: %d jobs still running, attempts %v; want b started and stopped, c never started", err, exe.running, exe.attempts)
+	}
+}
+
+// TestSchedulerDetach: an executor that hands a job off (ErrDetached)
+// gets it once, retries notwithstanding; the instance counts as submitted,
+// not failed, nothing is recorded for it, its dependents wait for a later
+// run (skipped here) while independent instances run, and the run ends
+// detached.
+func TestSchedulerDetach(t *testing.T) {
+	ctx := testContext(t)
+	fx := newFixture(t, `  a: {uses: fake, retries: 2, with: {v: a}}
+  b: {uses: fake, inputs: {in: a}, with: {v: b}}
+  d: {uses: fake, with: {v: d}}
+`)
+	exe := newFakeExec(func(_ context.Context, job *Job, _ int) error {
+		if job.Instance == "a" {
+			return fmt.Errorf("slurm job 42: %w", ErrDetached)
+		}
+		return nil
+	})
+	res := fx.run(ctx, exe, RunOptions{})
+	if res.Status != StatusDetached || res.Submitted != 1 || res.Executed != 1 || res.Skipped != 1 || res.Failed != 0 {
+		t.Errorf("run = %+v (%v); want detached: a submitted, d executed, b skipped", res, res.Failures)
+	}
+	if n := exe.attemptsOf("a"); n != 1 {
+		t.Errorf("a was handed to the executor %d times; want once", n)
+	}
+	if _, ok, err := fx.store.LastForInstance(ctx, "sched", "a"); err != nil || ok {
+		t.Errorf("a has a success recorded (%v); a submitted job's outcome is a later run's to record", err)
+	}
+	run, err := fx.store.Run(ctx, res.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Status != StatusDetached {
+		t.Errorf("run recorded as %q; want %q", run.Status, StatusDetached)
+	}
+}
+
+// TestPlanAndRunAgreeOnABrokenSelection: a selection by a metric the
+// upstream never records fails the selected instances in a run, and plan
+// shows the same reason as their problem, which checking the plan against
+// an executor (CheckPlan) keeps rather than clears.
+func TestPlanAndRunAgreeOnABrokenSelection(t *testing.T) {
+	ctx := testContext(t)
+	fx := newFixture(t, `  r: {uses: fake, foreach: {s: [s1, s2]}, with: {v: r}}
+  p:
+    uses: fake
+    foreach: {s: {from: [s1, s2], top: 1, by: "r[{s}].acc"}}
+    with: {v: p}
+`)
+	res := fx.run(ctx, newFakeExec(nil), RunOptions{KeepGoing: true})
+	if res.Executed != 2 || res.Failed != 2 || len(res.Failures) != 2 {
+		t.Fatalf("run = %+v (%v); want r executed and both p failed", res, res.Failures)
+	}
+	items, err := Plan(ctx, fx.store, fx.p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	CheckPlan(ctx, fx.p, items, &clusterExecutor{all: make(chan struct{})}, RunOptions{})
+	n := 0
+	for _, it := range items {
+		if it.Stage != "p" {
+			continue
+		}
+		n++
+		if it.Problem == "" || !strings.Contains(it.Problem, `records no metric "acc"`) {
+			t.Errorf("plan: %s problem %q; want the missing metric named", it.Instance, it.Problem)
+		}
+		for _, f := range res.Failures {
+			if strings.HasPrefix(f.Error(), it.Instance+": ") && !strings.Contains(f.Error(), it.Problem) {
+				t.Errorf("run failed %s with %q; plan says %q", it.Instance, f, it.Problem)
+			}
+		}
+	}
+	if n != 2 {
+		t.Errorf("plan has %d instances of p; want 2", n)
+	}
+}
+
+// TestPlanExplainsARerunWithNothingChanged: an instance whose last success
+// has its key but whose output was invalidated reruns for that reason; one
+// whose last success has the same params, inputs and code but another key
+// (a key derivation from an older voxflow) reruns for that one.
+func TestPlanExplainsARerunWithNothingChanged(t *testing.T) {
+	ctx := testContext(t)
+	fx := newFixture(t, "  a: {uses: fake, with: {v: a}}\n")
+	if res := fx.run(ctx, newFakeExec(nil), RunOptions{}); res.Executed != 1 {
+		t.Fatalf("run = %+v (%v); want a executed", res, res.Failures)
+	}
+	last, ok, err := fx.store.LastForInstance(ctx, "sched", "a")
+	if err != nil || !ok {
+		t.Fatalf("a's success is not recorded: %v", err)
+	}
+	reasons := func() []string {
+		t.Helper()
+		items, err := Plan(ctx, fx.store, fx.p, nil)
+		if err != nil || len(items) != 1 || items[0].Action != ActionRun {
+			t.Fatalf("plan = %+v, %v; want a to run", items, err)
+		}
+		return items[0].Reasons
+	}
+	if err := fx.store.Invalidate(ctx, last.Key); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := reasons(), []string{"previous output invalidated or collected"}; !slices.Equal(got, want) {
+		t.Errorf("plan after invalidating a's output: %q; want %q", got, want)
+	}
+	older := *last
+	older.Key = cache.Digest(strings.Repeat("0f", 32))
+	if _, err := fx.store.RecordExecution(ctx, &older); err != nil {
+		t.Fatal(err)
+	}
+	if got := reasons(); len(got) != 1 || !strings.HasPrefix(got[0], "cache key changed with no change") {
+		t.Errorf("plan after a success under another key: %q; want the key derivation named", got)
 	}
 }

@@ -4,7 +4,9 @@
 // A stage knows nothing of caching, scheduling or processes. Its inputs and
 // outputs are paths and its params are plain values (string, bool, int64,
 // float64, []any, map[string]any), so the same stage runs unchanged inline,
-// in a plugin process, or on a Slurm node.
+// in a plugin process, or on a Slurm node. EncodeValue and DecodeValue are
+// the one codec for those values wherever they are hashed or cross a
+// process; EncodeValue states its rules.
 package stages
 
 import (

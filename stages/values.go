@@ -15,9 +15,11 @@ import (
 	"unicode/utf8"
 )
 
-// The plain-value codec: the one JSON form of params and other plain values
-// wherever they are hashed (cache keys, the spec digest) or cross a process
-// (the plugin wire, Slurm job files). Its rules, decided once:
+// EncodeValue writes the plain value v in the plain-value codec's form: the
+// one JSON form of params and other plain values wherever they are hashed
+// (cache keys, the spec digest) or cross a process (the plugin wire, job
+// files for cluster executors). DecodeValue reads it back. Its rules,
+// decided once:
 //
 //   - Canonical: object keys sorted bytewise, no whitespace, strings escaped
 //     as encoding/json does but without HTML escaping ("<&>" stay as they
@@ -36,10 +38,9 @@ import (
 //   - Only what can come back identically is written: NaN, ±Inf, integers
 //     beyond int64 and strings that are not valid UTF-8 are refused with an
 //     error naming the value's path ("$.alphas[2]").
-
-// EncodeValue writes the plain value v in the canonical form above. v may
-// hold nil, bool, string, any Go integer or float, slices and arrays, and
-// maps with string keys, nested (so stages.Params, []string and
+//
+// v may hold nil, bool, string, any Go integer or float, slices and arrays,
+// and maps with string keys, nested (so stages.Params, []string and
 // map[string]string encode as their plain equivalents).
 func EncodeValue(v any) ([]byte, error) {
 	var b bytes.Buffer
@@ -263,7 +264,11 @@ func DecodeValue(data []byte) (any, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("decode plain value %s: want one JSON value, found more after it", excerpt(data))
 	}
-	return plainNumbers(v)
+	v, err := plainNumbers(v)
+	if err != nil {
+		return nil, fmt.Errorf("decode plain value %s: %w", excerpt(data), err)
+	}
+	return v, nil
 }
 
 // plainNumbers turns the json.Numbers of a value decoded with UseNumber

@@ -71,7 +71,7 @@ func TestCodecGoTypes(t *testing.T) {
 
 func TestDecodeValueRefuses(t *testing.T) {
 	for in, want := range map[string]string{
-		`{"n": 9223372036854775808}`: "$.n: integer",
+		`{"n": 9223372036854775808}`: `decode plain value "{\"n\": 9223372036854775808}": $.n: integer`,
 		`[1, 2e400]`:                 "$[1]: number",
 		`{"a": 1} {"b": 2}`:          "want one JSON value",
 		`{"a": `:                     "decode plain value",

@@ -18,8 +18,12 @@ func cacheCommands() map[string]command {
 // It exits 1 when it found damage, after repairing what it can.
 func cmdCacheVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("cache verify", "[flags]", stdout, stderr)
-	cacheDir := fs.String("cache", "", "cache directory (default $VOXFLOW_CACHE or ./.voxflow)")
-	if _, err := parseArgs(fs, args); err != nil {
+	cacheDir := cacheFlag(fs)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := noPositional(pos); err != nil {
 		return err
 	}
 	store, err := openExistingStore(ctx, *cacheDir, "", true, "cache verify")

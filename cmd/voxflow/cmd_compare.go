@@ -89,6 +89,7 @@ func resolveRuns(ctx context.Context, store *cache.Store, pos []string, variants
 	return runs, cols, nil
 }
 
+// sortedVariantNames lists the variants a spec defines, sorted.
 func sortedVariantNames(s *spec.Spec) []string {
 	out := make([]string, 0, len(s.Variants))
 	for k := range s.Variants {
@@ -102,7 +103,7 @@ func sortedVariantNames(s *spec.Spec) []string {
 // side in a table (or markdown, csv, json).
 func cmdCompare(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("compare", "SPEC [--variants a,b] | RUN RUN...", stdout, stderr)
-	cacheDir := fs.String("cache", "", "cache directory (default: beside the spec, or ./.voxflow)")
+	cacheDir := fs.String("cache", "", cacheUsage(".voxflow beside SPEC, or ./.voxflow for run IDs"))
 	variants := fs.String("variants", "", "comma-separated variants to compare (base = no variant); default all that ran")
 	format := fs.String("format", "table", "table | markdown | csv | json")
 	filter := fs.String("metric", "", "only metrics matching this pattern (path.Match on METRIC or INSTANCE:METRIC)")
@@ -203,26 +204,24 @@ func writeComparison(w io.Writer, c *compare.Comparison, chosen []ChosenRow, for
 			header = append(header, "Δ "+col)
 		}
 	}
+	// textRow is a row of text values, which have no delta: its delta
+	// cells stay empty.
+	textRow := func(instance, name string, vals []string) []string {
+		row := []string{instance, name}
+		for i, v := range vals {
+			row = append(row, orDefault(v, "-"))
+			if i > 0 {
+				row = append(row, "")
+			}
+		}
+		return row
+	}
 	var rows [][]string
 	for _, ch := range chosen {
-		row := []string{ch.Stage, "chosen " + ch.Key}
-		for i, v := range ch.Values {
-			row = append(row, orDefault(v, "-"))
-			if i > 0 {
-				row = append(row, "")
-			}
-		}
-		rows = append(rows, row)
+		rows = append(rows, textRow(ch.Stage, "chosen "+ch.Key, ch.Values))
 	}
 	for _, p := range c.Params {
-		row := []string{p.Instance, "param " + p.Param}
-		for i, v := range p.Values {
-			row = append(row, orDefault(v, "-"))
-			if i > 0 {
-				row = append(row, "")
-			}
-		}
-		rows = append(rows, row)
+		rows = append(rows, textRow(p.Instance, "param "+p.Param, p.Values))
 	}
 	for _, m := range c.Metrics {
 		row := []string{m.Instance, m.Metric}

@@ -26,10 +26,11 @@ func dataInspect(_ context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return &exitError{code: 2, err: fmt.Errorf("data inspect: expected one PATH, got %d arguments", len(pos))}
+	path, err := onePositional(pos, "PATH")
+	if err != nil {
+		return err
 	}
-	s, err := data.Inspect(pos[0])
+	s, err := data.Inspect(path)
 	if err != nil {
 		return err
 	}
@@ -57,32 +58,32 @@ func dataSynth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return &exitError{code: 2, err: fmt.Errorf("data synth: expected one output DIR, got %d arguments", len(pos))}
+	dir, err := onePositional(pos, "output DIR")
+	if err != nil {
+		return err
 	}
-	dir := pos[0]
 	if *fullShape {
 		if *layout != "algonauts" {
-			return &exitError{code: 2, err: fmt.Errorf("data synth: --full-shape needs --layout algonauts, have %q", *layout)}
+			return &exitError{code: 2, err: fmt.Errorf("--full-shape needs --layout algonauts, have %q", *layout)}
 		}
 		fsc := data.FullShape()
 		*images, *nTest, *size, *voxels = fsc.NImages, fsc.NTest, data.FullShapeImageSize, fsc.VoxelsPerROI
 	}
 	switch {
 	case *subjects < 1 || *subjects > 99:
-		return &exitError{code: 2, err: fmt.Errorf("data synth: --subjects %d: expected 1..99", *subjects)}
+		return &exitError{code: 2, err: fmt.Errorf("--subjects %d: expected 1..99", *subjects)}
 	case *images < 3:
-		return &exitError{code: 2, err: fmt.Errorf("data synth: --images %d: expected at least 3", *images)}
+		return &exitError{code: 2, err: fmt.Errorf("--images %d: expected at least 3", *images)}
 	case *size < 8 || *size > 2048:
-		return &exitError{code: 2, err: fmt.Errorf("data synth: --size %d: expected 8..2048", *size)}
+		return &exitError{code: 2, err: fmt.Errorf("--size %d: expected 8..2048", *size)}
 	case *voxels < 2:
-		return &exitError{code: 2, err: fmt.Errorf("data synth: --voxels %d: expected at least 2", *voxels)}
+		return &exitError{code: 2, err: fmt.Errorf("--voxels %d: expected at least 2", *voxels)}
 	}
 	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
-		return fmt.Errorf("data synth: %s is not empty: expected a new or empty directory", dir)
+		return fmt.Errorf("%s is not empty: expected a new or empty directory", dir)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("data synth: %w", err)
+		return err
 	}
 	names := data.SynthSubjectNames(*subjects)
 	cfg := data.SynthConfig{Seed: *seed, NImages: *images, VoxelsPerROI: *voxels, Reps: 3}
@@ -99,7 +100,7 @@ func dataSynth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case "artifact":
 		_, err = data.BuildSynthetic(ctx, cfg, names, data.Options{ImageSize: *size, ValFraction: 0.1, TestFraction: 0.1, Seed: *seed}, dir)
 	default:
-		return &exitError{code: 2, err: fmt.Errorf("data synth: --layout %q: expected algonauts or artifact", *layout)}
+		return &exitError{code: 2, err: fmt.Errorf("--layout %q: expected algonauts or artifact", *layout)}
 	}
 	if err != nil {
 		return err

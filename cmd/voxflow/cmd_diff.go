@@ -15,16 +15,16 @@ import (
 // between two runs or two variants of a spec.
 func cmdDiff(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("diff", "A B [--spec SPEC]  (run IDs, or variant names with --spec)", stdout, stderr)
-	cacheDir := fs.String("cache", "", "cache directory (default: beside the spec, or ./.voxflow)")
+	cacheDir := fs.String("cache", "", cacheUsage(".voxflow beside --spec, or ./.voxflow for run IDs"))
 	specPath := fs.String("spec", "", "spec whose variants A and B name (base = no variant)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 2 {
-		return &exitError{code: 2, err: fmt.Errorf("want two runs or variants, got %d", len(pos))}
+		return &exitError{code: 2, err: fmt.Errorf("expected two run IDs or variant names, got %d arguments", len(pos))}
 	}
-	store, err := openExistingStore(ctx, *cacheDir, *specPath, false, "compare")
+	store, err := openExistingStore(ctx, *cacheDir, *specPath, false, "diff")
 	if err != nil {
 		return err
 	}

@@ -12,11 +12,11 @@ import (
 )
 
 // cmdExecJob is `voxflow exec-job JOBFILE`: run one job file written by a
-// cluster executor, on the compute node (engine.ExecJobFile). Builtin kinds run in this process
-// (or in a plugin-serve child with `isolate: process`), plugin kinds in
-// their plugin binary. Progress goes to progress.jsonl and the result record
-// to result.json next to the job file; the stage's log goes to stdout, which
-// the cluster captures.
+// cluster executor, on the compute node (engine.ExecJobFile). Builtin kinds
+// run in this process (or in a plugin-serve child with `isolate: process`),
+// plugin kinds in their plugin binary. Progress goes to progress.jsonl and
+// the result record to result.json next to the job file; the stage's log
+// goes to stdout, which the cluster captures.
 func cmdExecJob(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("exec-job", "JOBFILE", stdout, stderr)
 	fs.notes = "Runs one stage instance from a job file written by a cluster executor (used on cluster nodes)."
@@ -24,9 +24,9 @@ func cmdExecJob(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return &exitError{code: 2, err: fmt.Errorf("want exactly one job file, have %d arguments", len(pos))}
+	jobFile, err := onePositional(pos, "JOBFILE")
+	if err != nil {
+		return err
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -49,5 +49,5 @@ func cmdExecJob(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return k.Stage, nil
 		},
 	}
-	return engine.ExecJobFile(ctx, pos[0], exe, stdout)
+	return engine.ExecJobFile(ctx, jobFile, exe, stdout)
 }

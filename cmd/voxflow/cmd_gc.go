@@ -11,10 +11,14 @@ import (
 // cmdGC is `voxflow gc`: drop cached objects that no kept run references.
 func cmdGC(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("gc", "[flags]", stdout, stderr)
-	cacheDir := fs.String("cache", "", "cache directory (default $VOXFLOW_CACHE or ./.voxflow)")
+	cacheDir := cacheFlag(fs)
 	keep := fs.Int("keep-last", 1, "keep the objects of the newest N runs of each spec and variant (0 keeps all)")
 	grace := fs.Duration("grace", cache.DefaultGrace, "keep objects, temp files and executions younger than this (outputs being stored right now)")
-	if _, err := parseArgs(fs, args); err != nil {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := noPositional(pos); err != nil {
 		return err
 	}
 	if *grace < 0 {

@@ -52,10 +52,10 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// Without --executor, only a spec that names another executor than
 	// this machine is checked against it; a local plan keeps showing what
 	// would run.
-	if t, _ := p.Spec.Executor["type"].(string); *executor != "" || t != "" && t != "local" {
-		exe, err := newExecutor(ctx, p, *executor, false, store)
+	if *executor != "" || specNamesOtherExecutor(p) {
+		exe, err := newExecutor(p, *executor, false, store)
 		if err != nil {
-			return &exitError{code: 2, err: err}
+			return err
 		}
 		engine.CheckPlan(ctx, p, items, exe, engine.RunOptions{GPUs: *planGPUs})
 	} else {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"io"
 
 	"github.com/voxflow/voxflow/plugins"
@@ -18,8 +17,9 @@ func cmdPluginServe(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	if len(pos) > 0 {
-		return errors.New("plugin-serve takes no arguments; voxflow starts it itself for `isolate: process` stages")
+	if err := noPositional(pos); err != nil {
+		// Only voxflow itself starts it, for `isolate: process` stages.
+		return err
 	}
 	plugins.Serve(builtin.Stages()...)
 	return nil

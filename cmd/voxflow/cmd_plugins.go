@@ -24,6 +24,7 @@ type pluginListing struct {
 	Error  string              `json:"error,omitempty"`
 }
 
+// pluginKindListing is one stage kind a plugin serves, in its listing.
 type pluginKindListing struct {
 	Kind    string `json:"kind"`
 	Version string `json:"version"`
@@ -93,6 +94,8 @@ func cmdPlugins(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return nil
 }
 
+// describeForListing starts the plugin at path and lists what it serves,
+// or the error it failed with, within pluginDescribeTimeout.
 func describeForListing(ctx context.Context, path string) pluginListing {
 	ctx, cancel := context.WithTimeout(ctx, pluginDescribeTimeout)
 	defer cancel()
@@ -114,6 +117,7 @@ func describeForListing(ctx context.Context, path string) pluginListing {
 	return l
 }
 
+// printPluginListing prints the listing as text: a block per plugin.
 func printPluginListing(w io.Writer, listing []pluginListing) {
 	if len(listing) == 0 {
 		fmt.Fprintln(w, "no plugins found (set VOXFLOW_PLUGIN_PATH or name plugin binaries as arguments)")

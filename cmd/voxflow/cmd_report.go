@@ -17,7 +17,7 @@ import (
 // file (internal/htmlreport), then the headline tables of its report stages.
 func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("report", "RUN|SPEC [-o report.html]", stdout, stderr)
-	cacheDir := fs.String("cache", "", "cache directory (default: beside the spec, or $VOXFLOW_CACHE, or ./.voxflow)")
+	cacheDir := fs.String("cache", "", cacheUsage(".voxflow beside SPEC, or ./.voxflow for a RUN"))
 	variant := fs.String("variant", "", "with SPEC: the latest run of this variant")
 	out := fs.String("o", "report.html", "output HTML file")
 	pos, err := parseArgs(fs, args)
@@ -61,15 +61,18 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	if err := rep.Write(f); err != nil {
-		f.Close()
+	// Written beside the target and renamed, so a failed write leaves an
+	// earlier report whole; the half-written file is removed.
+	err = rep.Write(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, *out)
+	}
+	if err != nil {
+		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", *out, err)
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, *out); err != nil {
-		return err
 	}
 	if err := printHeadlines(ctx, store, id, stdout); err != nil {
 		return err

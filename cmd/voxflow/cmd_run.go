@@ -31,7 +31,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	memory := fs.String("memory", "", "memory budget shared by running instances, e.g. 16GiB (default unlimited)")
 	gpus := fs.Int("gpus", 0, "GPUs available to running instances")
 	plain := fs.Bool("plain", false, "plain log lines even on a terminal")
-	executor := fs.String("executor", "", "where instances run: one of "+executorNames()+" (default local; overrides the spec's executor)")
+	executor := fs.String("executor", "", "where instances run: one of "+executorNames()+" (default: the spec's executor.type, else this machine)")
 	detach := fs.Bool("detach", false, "with a cluster executor: submit ready instances and return")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
@@ -76,10 +76,10 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	} else {
 		disp = &display.Plain{W: stdout}
 	}
-	exe, err := newExecutor(ctx, p, *executor, *detach, store)
+	exe, err := newExecutor(p, *executor, *detach, store)
 	if err != nil {
 		disp.Close()
-		return &exitError{code: 2, err: err}
+		return err
 	}
 	runner := &engine.Runner{Store: store, Display: disp, Executor: exe}
 	res, err := runner.Run(ctx, p, engine.RunOptions{

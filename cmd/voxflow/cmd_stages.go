@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"slices"
+	"strings"
 
-	"github.com/voxflow/voxflow/stages"
+	"github.com/voxflow/voxflow/engine/spec"
 )
 
 // cmdStages is `voxflow stages [KIND...]`: the builtin stage kinds, each
@@ -16,7 +18,19 @@ func cmdStages(_ context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	for _, k := range newRegistry().Builtins() {
+	builtins := newRegistry().Builtins()
+	kinds := make([]string, len(builtins))
+	for i, k := range builtins {
+		kinds[i] = k.Desc.Kind
+	}
+	for _, want := range pos {
+		// A typo would otherwise print nothing and exit 0.
+		if !slices.Contains(kinds, want) {
+			return &exitError{code: 2, err: fmt.Errorf("unknown stage kind %q: expected one of %s%s",
+				want, strings.Join(kinds, ", "), spec.DidYouMean(want, kinds))}
+		}
+	}
+	for _, k := range builtins {
 		d := k.Desc
 		if len(pos) > 0 && !slices.Contains(pos, d.Kind) {
 			continue
@@ -27,16 +41,4 @@ func cmdStages(_ context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	return nil
-}
-
-// portShape says how many artifacts a port takes.
-func portShape(p stages.PortSpec) string {
-	s := "one"
-	if p.Many {
-		s = "many"
-	}
-	if p.Optional {
-		s += ", optional"
-	}
-	return s
 }

@@ -12,9 +12,13 @@ import (
 // cluster jobs still in flight.
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("status", "[flags]", stdout, stderr)
-	cacheDir := fs.String("cache", "", "cache directory (default $VOXFLOW_CACHE or ./.voxflow)")
+	cacheDir := cacheFlag(fs)
 	limit := fs.Int("n", 20, "how many runs")
-	if _, err := parseArgs(fs, args); err != nil {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := noPositional(pos); err != nil {
 		return err
 	}
 	store, err := openExistingStore(ctx, *cacheDir, "", false, "status")

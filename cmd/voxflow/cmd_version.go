@@ -12,9 +12,13 @@ import (
 // cmdVersion is `voxflow version`.
 func cmdVersion(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("version", "", stdout, stderr)
-	if _, err := parseArgs(fs, args); err != nil {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(stdout, "voxflow %s (%s)\n", engine.Version, runtime.Version())
+	if err := noPositional(pos); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "voxflow %s (%s)\n", engine.Version, runtime.Version())
 	return err
 }

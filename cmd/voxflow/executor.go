@@ -12,7 +12,6 @@ import (
 	"github.com/voxflow/voxflow/cache"
 	"github.com/voxflow/voxflow/engine"
 	"github.com/voxflow/voxflow/engine/slurm"
-	"github.com/voxflow/voxflow/plugins"
 	"github.com/voxflow/voxflow/stages"
 )
 
@@ -28,7 +27,20 @@ func executors() *engine.Executors {
 // guarded by every driver whose jobs may outlive a run: it refuses a key
 // whose cluster job (a detached run's, or one a killed engine left) may
 // still be running, rather than become a second writer.
-func newExecutor(ctx context.Context, p *engine.Project, flagExec string, detach bool, store *cache.Store) (engine.Executor, error) {
+//
+// Its errors carry their exit status: 2 for a wrong --executor or a flag
+// the executor cannot honour (--detach on this machine), 1 for a spec
+// whose executor type or options are wrong, as `voxflow validate` says.
+func newExecutor(p *engine.Project, flagExec string, detach bool, store *cache.Store) (engine.Executor, error) {
+	x := executors()
+	if flagExec != "" {
+		if _, err := x.Lookup(flagExec); err != nil {
+			return nil, &exitError{code: 2, err: fmt.Errorf("--executor: %w", err)}
+		}
+	}
+	if _, err := x.Check(p.Spec, flagExec); err != nil {
+		return nil, &exitError{code: 1, err: err}
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find the voxflow binary: %w", err)
@@ -39,12 +51,19 @@ func newExecutor(ctx context.Context, p *engine.Project, flagExec string, detach
 		}
 		return nil, fmt.Errorf("%s: kind %s has no in-process implementation", job.Instance, job.Kind)
 	}}
-	return executors().Open(p.Spec, engine.ExecutorChoice{Name: flagExec, Bin: self, StoreDir: store.Dir(), Detach: detach, Local: local})
+	exe, err := x.Open(p.Spec, engine.ExecutorChoice{Name: flagExec, Bin: self, StoreDir: store.Dir(), Detach: detach, Local: local})
+	if err != nil {
+		return nil, &exitError{code: 2, err: err}
+	}
+	return exe, nil
 }
 
-// describePlugin reads the kinds a plugin binary serves.
-func describePlugin(ctx context.Context, path string) ([]stages.Description, string, error) {
-	return plugins.Describe(ctx, path)
+// specNamesOtherExecutor reports whether the spec's `executor.type` picks
+// an executor other than this machine's, which `voxflow plan` then checks
+// each instance against.
+func specNamesOtherExecutor(p *engine.Project) bool {
+	t, _ := p.Spec.Executor["type"].(string)
+	return t != "" && t != engine.LocalDriver().Name()
 }
 
 // printAttempt is `voxflow log INSTANCE --attempt N`: one attempt of the

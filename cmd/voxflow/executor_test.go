@@ -16,21 +16,26 @@ func TestExecutorChoiceErrorsNameTheSpec(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "ty.yaml"), "name: ty\nexecutor: {type: slrum}\nstages:\n  a: {uses: command, with: {cmd: 'true'}}\n")
 	writeFile(t, filepath.Join(dir, "op.yaml"), "name: op\nstages:\n  a:\n    uses: command\n    with: {cmd: 'touch ran'}\n    executor: {partiton: gpu}\n")
 	writeFile(t, filepath.Join(dir, "old.yaml"), "name: old\nstages:\n  a:\n    uses: command\n    with: {cmd: 'true'}\n    slurm: {partition: gpu}\n")
+	// A wrong spec fails (1), as validate says; a wrong flag is a usage
+	// error (2).
 	cases := []struct {
 		args []string
+		code int
 		want []string
 	}{
-		{[]string{"run", "ty.yaml", "--plain"}, []string{"ty.yaml:2:18: executor type: unknown executor \"slrum\": want one of local, slurm; did you mean slurm?"}},
-		{[]string{"plan", "ty.yaml"}, []string{"ty.yaml:2:18: executor type: unknown executor \"slrum\""}},
-		{[]string{"validate", "ty.yaml"}, []string{"ty.yaml:2:18: executor type: unknown executor \"slrum\""}},
-		{[]string{"run", "op.yaml", "--executor", "slurm", "--plain"}, []string{"op.yaml:6:26: stage a: executor: slurm: executor option \"partiton\": unknown"}},
-		{[]string{"run", "op.yaml", "--executor", "sge", "--plain"}, []string{"--executor: unknown executor \"sge\": want one of local, slurm"}},
-		{[]string{"run", "old.yaml", "--plain"}, []string{"old.yaml:6:5: stage a: slurm: moved to executor:"}},
+		{[]string{"run", "ty.yaml", "--plain"}, 1, []string{"ty.yaml:2:18: executor type: unknown executor \"slrum\": want one of local, slurm; did you mean slurm?"}},
+		{[]string{"plan", "ty.yaml"}, 1, []string{"ty.yaml:2:18: executor type: unknown executor \"slrum\""}},
+		{[]string{"validate", "ty.yaml"}, 1, []string{"ty.yaml:2:18: executor type: unknown executor \"slrum\""}},
+		{[]string{"run", "op.yaml", "--executor", "slurm", "--plain"}, 1, []string{"op.yaml:6:26: stage a: executor: slurm: executor option \"partiton\": unknown"}},
+		{[]string{"run", "op.yaml", "--executor", "sge", "--plain"}, 2, []string{"--executor: unknown executor \"sge\": want one of local, slurm"}},
+		{[]string{"plan", "op.yaml", "--executor", "sge"}, 2, []string{"--executor: unknown executor \"sge\""}},
+		{[]string{"run", "op.yaml", "--detach", "--plain"}, 2, []string{"--detach: the local executor waits"}},
+		{[]string{"run", "old.yaml", "--plain"}, 1, []string{"old.yaml:6:5: stage a: slurm: moved to executor:"}},
 	}
 	for _, c := range cases {
 		r := vox(t, dir, c.args...)
-		if r.code == 0 {
-			t.Errorf("voxflow %s succeeded:\n%s", strings.Join(c.args, " "), r)
+		if r.code != c.code {
+			t.Errorf("voxflow %s: exit %d, want %d:\n%s", strings.Join(c.args, " "), r.code, c.code, r)
 			continue
 		}
 		for _, w := range c.want {

@@ -13,13 +13,17 @@ import (
 	"github.com/voxflow/voxflow/cache"
 	"github.com/voxflow/voxflow/engine"
 	"github.com/voxflow/voxflow/engine/spec"
+	"github.com/voxflow/voxflow/plugins"
 	"github.com/voxflow/voxflow/stages/builtin"
 )
 
 // stringList is a repeatable string flag.
 type stringList []string
 
-func (s *stringList) String() string     { return strings.Join(*s, ",") }
+// String joins the values given so far (flag.Value).
+func (s *stringList) String() string { return strings.Join(*s, ",") }
+
+// Set adds one more value (flag.Value).
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 // commandFlags is the flag set every command parses its arguments with,
@@ -95,6 +99,20 @@ func parseArgs(fs *commandFlags, args []string) ([]string, error) {
 	}
 }
 
+// cacheUsage is the help text of a --cache flag. beside is where the
+// cache lies when neither the flag nor $VOXFLOW_CACHE names one (storeDir
+// tries them in that order): ".voxflow beside the spec" for commands that
+// read a spec, "./.voxflow" for the others.
+func cacheUsage(beside string) string {
+	return "cache directory (default $VOXFLOW_CACHE, else " + beside + ")"
+}
+
+// cacheFlag registers --cache for a command without a spec, whose cache is
+// ./.voxflow unless the flag or $VOXFLOW_CACHE says otherwise.
+func cacheFlag(fs *commandFlags) *string {
+	return fs.String("cache", "", cacheUsage("./.voxflow"))
+}
+
 // specFlags are the flags every spec-reading command shares.
 type specFlags struct {
 	cache   string
@@ -102,28 +120,27 @@ type specFlags struct {
 	sets    stringList
 }
 
+// register adds --cache, --variant and --set to fs.
 func (f *specFlags) register(fs *commandFlags) {
-	fs.StringVar(&f.cache, "cache", "", "cache directory (default: $VOXFLOW_CACHE, else .voxflow beside the spec)")
+	fs.StringVar(&f.cache, "cache", "", cacheUsage(".voxflow beside the spec"))
 	fs.StringVar(&f.variant, "variant", "", "apply the spec's named variant")
 	fs.Var(&f.sets, "set", "override a value: stage.with.key=value or params.key=value (repeatable)")
 }
 
+// options are the spec loader's options these flags ask for.
 func (f *specFlags) options() spec.Options {
 	return spec.Options{Variant: f.variant, Sets: f.sets}
 }
 
 // newRegistry returns the registry of builtin kinds with plugin support.
 func newRegistry() *engine.Registry {
-	return engine.NewRegistry(builtin.Stages(), describePlugin)
+	return engine.NewRegistry(builtin.Stages(), plugins.Describe)
 }
 
-// loadProject loads and validates a spec.
+// loadProject loads and validates a spec with the variant and overrides
+// of f.
 func loadProject(ctx context.Context, reg *engine.Registry, path string, f *specFlags) (*engine.Project, error) {
-	p, err := engine.Load(ctx, reg, path, f.options())
-	if err != nil {
-		return nil, err
-	}
-	return p, nil
+	return engine.Load(ctx, reg, path, f.options())
 }
 
 // openStore opens the cache for a spec (or the current directory's),
@@ -183,10 +200,20 @@ func storeDir(flagDir, specPath string) (string, error) {
 	return abs, nil
 }
 
-// onePositional checks a command got exactly one positional argument.
+// onePositional checks a command got exactly one positional argument,
+// what (e.g. "SPEC"), and returns it; anything else is a usage error.
 func onePositional(pos []string, what string) (string, error) {
 	if len(pos) != 1 {
-		return "", &exitError{code: 2, err: fmt.Errorf("want exactly one %s argument, got %d", what, len(pos))}
+		return "", &exitError{code: 2, err: fmt.Errorf("expected one %s argument, got %d", what, len(pos))}
 	}
 	return pos[0], nil
+}
+
+// noPositional refuses arguments to a command that takes none, which it
+// would otherwise ignore: `voxflow gc DIR` must not collect ./.voxflow.
+func noPositional(pos []string) error {
+	if len(pos) > 0 {
+		return &exitError{code: 2, err: fmt.Errorf("unexpected argument %q: this command takes only flags", pos[0])}
+	}
+	return nil
 }

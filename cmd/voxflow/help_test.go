@@ -82,7 +82,9 @@ func TestTopLevelUsage(t *testing.T) {
 		{[]string{"help", "frobnicate"}, 2, "", `unknown command "frobnicate"`},
 		{[]string{"run", "-j", "many", "x.yaml"}, 2, "", `invalid value "many" for flag -j`},
 		{[]string{"data", "help", "synth"}, 0, "usage: voxflow data synth [flags] DIR", ""},
-		{[]string{"data"}, 2, "", "data: expected a subcommand: inspect or synth"},
+		{[]string{"data"}, 2, "", "voxflow data: expected a subcommand: inspect or synth"},
+		{[]string{"data", "synth", "--size", "4", "out"}, 2, "", "voxflow data synth: --size 4: expected 8..2048"},
+		{[]string{"version", "extra"}, 2, "", `voxflow version: unexpected argument "extra"`},
 	} {
 		var out, errb bytes.Buffer
 		code := mainCode(tc.args, &out, &errb)

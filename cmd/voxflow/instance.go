@@ -16,7 +16,7 @@ type instanceFlags struct {
 }
 
 func (f *instanceFlags) register(fs *commandFlags) {
-	f.cacheDir = fs.String("cache", "", "cache directory (default $VOXFLOW_CACHE or ./.voxflow)")
+	f.cacheDir = cacheFlag(fs)
 	f.specName = fs.String("spec", "", "only executions of this spec name")
 }
 

@@ -123,18 +123,31 @@ func mainCode(args []string, stdout, stderr io.Writer) int {
 		// Help asked for is not a failure.
 		return 0
 	}
+	name := commandName(c, args)
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil && ee.err.Error() != "" {
-			fmt.Fprintf(stderr, "voxflow %s: %v\n", args[0], ee.err)
+			fmt.Fprintf(stderr, "voxflow %s: %v\n", name, ee.err)
 		}
 		return ee.code
 	}
-	fmt.Fprintf(stderr, "voxflow %s: %v\n", args[0], err)
+	fmt.Fprintf(stderr, "voxflow %s: %v\n", name, err)
 	if errors.Is(err, context.Canceled) {
 		return 130
 	}
 	return 1
+}
+
+// commandName is the command args ran, as error messages name it: with
+// its subcommand for a group ("data synth"), so that no command needs to
+// prefix its own errors.
+func commandName(c command, args []string) string {
+	if len(args) > 1 {
+		if _, ok := c.subs[args[1]]; ok {
+			return args[0] + " " + args[1]
+		}
+	}
+	return args[0]
 }
 
 // runCommand runs command c, named name ("data" or "data synth"), on args.
@@ -156,7 +169,7 @@ func runGroup(ctx context.Context, group string, subs map[string]command, args [
 	}
 	if len(args) == 0 {
 		usage(stderr, "voxflow "+group, subs)
-		return &exitError{code: 2, err: fmt.Errorf("%s: expected a subcommand: %s", group, want)}
+		return &exitError{code: 2, err: fmt.Errorf("expected a subcommand: %s", want)}
 	}
 	if isHelp(args[0]) || args[0] == "help" {
 		if len(args) > 1 {
@@ -170,7 +183,7 @@ func runGroup(ctx context.Context, group string, subs map[string]command, args [
 	c, ok := subs[args[0]]
 	if !ok {
 		usage(stderr, "voxflow "+group, subs)
-		return &exitError{code: 2, err: fmt.Errorf("%s: unknown subcommand %q: expected %s", group, args[0], want)}
+		return &exitError{code: 2, err: fmt.Errorf("unknown subcommand %q: expected %s", args[0], want)}
 	}
 	return runCommand(ctx, group+" "+args[0], c, args[1:], stdout, stderr)
 }

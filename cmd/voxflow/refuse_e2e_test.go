@@ -53,7 +53,9 @@ func TestBadValuesAreRefused(t *testing.T) {
 		{[]string{"compare", "1", "2", "--cache", "TYPO"}, 1, "no voxflow cache"},
 		{[]string{"diff", "1", "2", "--cache", "TYPO"}, 1, "no voxflow cache"},
 		{[]string{"report", "1", "--cache", "TYPO"}, 1, "no voxflow cache"},
-		{[]string{"status"}, 1, "no voxflow cache"}, // no ./.voxflow: nothing to report on
+		{[]string{"status"}, 1, "no voxflow cache"},                           // no ./.voxflow: nothing to report on
+		{[]string{"gc", "TYPO"}, 2, `voxflow gc: unexpected argument "TYPO"`}, // not ./.voxflow in disguise
+		{[]string{"stages", "ridg"}, 2, `unknown stage kind "ridg": expected one of`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			r := vox(t, dir, tc.args...)

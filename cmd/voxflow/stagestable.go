@@ -191,3 +191,15 @@ func fill(words []string, width int) []string {
 	}
 	return lines
 }
+
+// portShape says how many artifacts a port takes.
+func portShape(p stages.PortSpec) string {
+	s := "one"
+	if p.Many {
+		s = "many"
+	}
+	if p.Optional {
+		s += ", optional"
+	}
+	return s
+}

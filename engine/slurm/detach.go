@@ -9,18 +9,13 @@ import (
 	"github.com/voxflow/voxflow/stages"
 )
 
-// ErrDetached is wrapped by the error a Detached executor returns for a job
-// it submitted (or found already submitted) and did not wait for. The
-// engine should record such an instance as submitted, not failed, and not
-// start its dependents; a later run adopts the job.
-var ErrDetached = engine.ErrDetached
-
 // Detached is the executor of `voxflow run --executor slurm --detach`: its
 // Execute submits the job (or adopts the one already queued or running for
-// the key) and returns at once with an error wrapping ErrDetached. A job
-// that already ended without an engine collecting it (a previous detached
-// run's) is collected instead: nil with its outputs when it completed, its
-// failure otherwise, which counts against the stage's retries once.
+// the key) and returns at once with an error wrapping engine.ErrDetached.
+// A job that already ended without an engine collecting it (a previous
+// detached run's) is collected instead: nil with its outputs when it
+// completed, its failure otherwise, which counts against the stage's
+// retries once.
 type Detached struct {
 	*Executor
 }
@@ -44,5 +39,5 @@ func (d Detached) Execute(ctx context.Context, job *engine.Job, progress stages.
 		}
 	}
 	fmt.Fprintf(log, "voxflow: slurm job %s (attempt %d) submitted; not waiting (--detach)\n", sub.JobID, sub.Attempt)
-	return fmt.Errorf("slurm job %s: %w", sub.JobID, ErrDetached)
+	return fmt.Errorf("slurm job %s: %w", sub.JobID, engine.ErrDetached)
 }

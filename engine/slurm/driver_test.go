@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/voxflow/voxflow/engine"
+	"github.com/voxflow/voxflow/internal/jsonfile"
 )
 
 func TestDriverRegistersOptionsAndExecutors(t *testing.T) {
@@ -49,7 +50,7 @@ func TestDriverPendingJobsAndAttempts(t *testing.T) {
 		t.Fatal(err)
 	}
 	sub := Submission{JobID: "41", Key: "k1", Instance: "a[x]", Attempt: 1, Dir: kd.Attempt(1).Dir, Submitted: time.Now()}
-	if err := writeJSONAtomic(kd.Submission(), sub); err != nil {
+	if err := jsonfile.WriteAtomic(kd.Submission(), sub); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(kd.Attempt(1).Log("41"), []byte("hello from the node\n"), 0o644); err != nil {

@@ -3,6 +3,11 @@
 // the shared object store, follows it with squeue, and adopts jobs that a
 // previous engine submitted instead of submitting them twice.
 //
+// The engine reaches it only through Driver, registered as "slurm" in
+// engine.Executors: the driver parses the spec's executor options
+// (Options), builds the executor, and owns its directory in the cache
+// (CACHE/slurm/<key>/, see KeyDir and Layout).
+//
 // The engine and the job talk only through files in the job's attempt
 // directory (see Layout): job.json and job.sbatch going out; progress.jsonl,
 // the Slurm log, out/ and result.json coming back. Only the engine writes
@@ -31,11 +36,12 @@ import (
 	"time"
 
 	"github.com/voxflow/voxflow/engine"
+	"github.com/voxflow/voxflow/internal/jsonfile"
 	"github.com/voxflow/voxflow/stages"
 )
 
-// ErrNotSubmitted is returned by State and Cancel for a key directory that
-// has no Slurm submission record.
+// ErrNotSubmitted is wrapped by State's error (and by States' when asked
+// about one key) for a key directory that has no Slurm submission record.
 var ErrNotSubmitted = errors.New("no slurm job was submitted for this key")
 
 // fastPoll is the squeue pause while a job is about to end: it just
@@ -78,8 +84,8 @@ type Executor struct {
 func (e *Executor) Remote() bool { return true }
 
 // Stats reports how many jobs this executor submitted with sbatch and how
-// many it adopted from an earlier submission, for run summaries and for
-// tests that assert a cached rerun submits nothing.
+// many it adopted from an earlier submission, for tests that assert a
+// cached rerun submits nothing.
 func (e *Executor) Stats() (submitted, adopted int) {
 	return int(e.submitted.Load()), int(e.adopted.Load())
 }
@@ -140,8 +146,9 @@ func (e *Executor) Execute(ctx context.Context, job *engine.Job, progress stages
 
 // Submit submits job without waiting for it, or adopts the key's job that
 // is still queued or running, or that ended without an engine collecting
-// its outcome. It returns the Slurm job id. This is `voxflow run
-// --detach`; a later Execute (or State) picks the job up again.
+// its outcome. It returns the Slurm job id; a later Execute (or State)
+// picks the job up again. `voxflow run --detach` goes through Detached
+// instead, which also collects a job that already ended.
 func (e *Executor) Submit(ctx context.Context, job *engine.Job) (string, error) {
 	sub, _, err := e.submit(ctx, job)
 	if err != nil {
@@ -209,23 +216,6 @@ func (e *Executor) States(ctx context.Context, dirs []KeyDir) (map[KeyDir]string
 		}
 	}
 	return out, nil
-}
-
-// Cancel scancels the job last submitted for the key whose records are in
-// dir (`voxflow cancel`). It does not wait for the job to leave the queue.
-func (e *Executor) Cancel(ctx context.Context, dir KeyDir) error {
-	sub, err := ReadSubmission(dir.Submission())
-	if err != nil {
-		if isNotExist(err) {
-			return fmt.Errorf("%s: %w", dir, ErrNotSubmitted)
-		}
-		return err
-	}
-	if sub.JobID == "" {
-		return fmt.Errorf("%s: sbatch never answered for attempt %d; look for the job with squeue --me", dir, sub.Attempt)
-	}
-	_, err = e.cmds().run(ctx, "scancel", sub.JobID)
-	return err
 }
 
 // CheckRequest reports a job whose resources the partition it would go to
@@ -365,17 +355,17 @@ func (e *Executor) submit(ctx context.Context, job *engine.Job) (*Submission, bo
 	if err != nil {
 		return nil, false, err
 	}
-	if err := writeJob(l.Job(), &nodeJob); err != nil {
+	if err := engine.WriteJobFile(l.Job(), &nodeJob); err != nil {
 		return nil, false, err
 	}
-	if err := writeFileAtomic(l.Script(), []byte(script)); err != nil {
+	if err := jsonfile.WriteFileAtomic(l.Script(), []byte(script)); err != nil {
 		return nil, false, err
 	}
 	host, _ := os.Hostname()
 	sub := &Submission{Key: job.Key, Instance: job.Instance, Attempt: n, Dir: l.Dir, Submitted: time.Now().UTC(), Host: host}
 	// Recorded before sbatch runs: if this engine dies while sbatch
 	// answers, the next one knows which attempt to look for in squeue.
-	if err := writeJSONAtomic(kd.Submission(), sub); err != nil {
+	if err := jsonfile.WriteAtomic(kd.Submission(), sub); err != nil {
 		return nil, false, err
 	}
 	// sbatch is not interrupted half-way: a job it submitted without us
@@ -393,7 +383,7 @@ func (e *Executor) submit(ctx context.Context, job *engine.Job) (*Submission, bo
 	}
 	e.submitted.Add(1)
 	sub.JobID, sub.Log = id, l.Log(id)
-	if err := writeJSONAtomic(kd.Submission(), sub); err != nil {
+	if err := jsonfile.WriteAtomic(kd.Submission(), sub); err != nil {
 		// Unrecorded, the job could be neither adopted nor cancelled later.
 		if cerr := e.scancel(ctx, id); cerr != nil {
 			err = errors.Join(err, cerr)
@@ -405,7 +395,7 @@ func (e *Executor) submit(ctx context.Context, job *engine.Job) (*Submission, bo
 		// Cancelled by this engine: no later one should adopt it. The lock
 		// is ours already, so the record is updated here, not by collect.
 		sub.Collected = true
-		_ = writeJSONAtomic(kd.Submission(), sub)
+		_ = jsonfile.WriteAtomic(kd.Submission(), sub)
 		return nil, false, ctx.Err()
 	}
 	return sub, false, nil
@@ -479,7 +469,7 @@ func (e *Executor) adoptable(ctx context.Context, job *engine.Job, kd KeyDir) (*
 	if _, err := fmt.Sscanf(filepath.Base(best.Dir), "attempt-%d", &found.Attempt); err != nil && sub != nil {
 		found.Attempt = sub.Attempt
 	}
-	if err := writeJSONAtomic(kd.Submission(), found); err != nil {
+	if err := jsonfile.WriteAtomic(kd.Submission(), found); err != nil {
 		return nil, false, fmt.Errorf("record slurm job %s found in squeue: %w", best.ID, err)
 	}
 	return found, true, nil
@@ -628,7 +618,7 @@ func (e *Executor) finish(ctx context.Context, kd KeyDir, sub *Submission, info 
 	if outcome != nil {
 		end.Error = outcome.Error()
 	}
-	_ = writeJSONAtomic(Layout{Dir: sub.Dir}.End(), end)
+	_ = jsonfile.WriteAtomic(Layout{Dir: sub.Dir}.End(), end)
 	e.collect(ctx, kd, sub)
 }
 
@@ -646,7 +636,7 @@ func (e *Executor) collect(ctx context.Context, kd KeyDir, sub *Submission) {
 		return
 	}
 	cur.Collected = true
-	_ = writeJSONAtomic(kd.Submission(), cur)
+	_ = jsonfile.WriteAtomic(kd.Submission(), cur)
 }
 
 // outcome turns a finished (or vanished) job into the Execute result.

@@ -30,10 +30,10 @@ func TestJobFileKeepsParamTypes(t *testing.T) {
 		Executor: map[string]any{"time": int64(5), "partition": "gpu"},
 	}
 	path := filepath.Join(dir, "job.json")
-	if err := writeJob(path, job); err != nil {
+	if err := engine.WriteJobFile(path, job); err != nil {
 		t.Fatal(err)
 	}
-	got, err := ReadJob(path)
+	got, err := engine.ReadJobFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestJobFileUsesTheCodec(t *testing.T) {
 	path := filepath.Join(dir, "job.json")
 	for _, c := range valuetest.Cases() {
 		job := &engine.Job{Key: "k", OutDir: dir, Params: map[string]any{"v": c.Value}, Executor: map[string]any{"v": c.Value}}
-		if err := writeJob(path, job); err != nil {
+		if err := engine.WriteJobFile(path, job); err != nil {
 			t.Errorf("%s: %v", c.Name, err)
 			continue
 		}
@@ -65,14 +65,14 @@ func TestJobFileUsesTheCodec(t *testing.T) {
 		if want := `{"v":` + c.JSON + `}`; compact.String() != want {
 			t.Errorf("%s: job file params %s, want %s", c.Name, compact.String(), want)
 		}
-		got, err := ReadJob(path)
+		got, err := engine.ReadJobFile(path)
 		if err != nil || !valuetest.Same(got.Params, job.Params) || !valuetest.Same(got.Executor, job.Executor) {
 			t.Errorf("%s: read back %#v, %v; want %#v", c.Name, got, err, job.Params)
 		}
 	}
 	for _, c := range valuetest.Bads() {
 		job := &engine.Job{Key: "k", OutDir: dir, Params: c.Value.(map[string]any)}
-		if err := writeJob(filepath.Join(dir, "bad.json"), job); err == nil || !strings.Contains(err.Error(), c.Path+":") {
+		if err := engine.WriteJobFile(filepath.Join(dir, "bad.json"), job); err == nil || !strings.Contains(err.Error(), c.Path+":") {
 			t.Errorf("%s: want an error naming %s, got %v", c.Name, c.Path, err)
 		}
 	}

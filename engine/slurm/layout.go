@@ -129,7 +129,7 @@ type Result = engine.JobResult
 // fs.ErrNotExist when nothing was submitted yet.
 func ReadSubmission(path string) (*Submission, error) {
 	var s Submission
-	if err := readJSON(path, &s); err != nil {
+	if err := jsonfile.Read(path, &s); err != nil {
 		return nil, err
 	}
 	if s.Key == "" {
@@ -141,14 +141,6 @@ func ReadSubmission(path string) (*Submission, error) {
 // ReadResult reads a result.json; it returns an error wrapping
 // fs.ErrNotExist when the job has not finished.
 func ReadResult(path string) (*Result, error) { return engine.ReadJobResult(path) }
-
-func readJSON(path string, v any) error { return jsonfile.Read(path, v) }
-
-// writeJSONAtomic writes v so that a reader on another host sees the old
-// file or the whole new one.
-func writeJSONAtomic(path string, v any) error { return jsonfile.WriteAtomic(path, v) }
-
-func writeFileAtomic(path string, data []byte) error { return jsonfile.WriteFileAtomic(path, data) }
 
 // tail returns the last max bytes of the file at path, starting at a line
 // boundary where one is near, for error messages. Missing files give "".
@@ -207,7 +199,7 @@ func Attempts(dir KeyDir) ([]AttemptInfo, error) {
 			a.JobID = r.JobID
 		}
 		var end End
-		if err := readJSON(a.Layout.End(), &end); err == nil {
+		if err := jsonfile.Read(a.Layout.End(), &end); err == nil {
 			a.End = &end
 			a.JobID = end.JobID
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/voxflow/voxflow/engine"
+	"github.com/voxflow/voxflow/engine/spec"
 )
 
 // Options are the per-spec and per-stage Slurm settings, read from
@@ -51,9 +52,9 @@ func ignoredKey(k string) bool {
 	return false
 }
 
-// OptionKeys lists the keys ParseOptions accepts, for the engine's spec
-// validation and error messages.
-func OptionKeys() []string {
+// optionKeys lists the keys ParseOptions accepts, in the order its
+// "unknown option" error lists them.
+func optionKeys() []string {
 	return []string{"partition", "account", "qos", "time", "gpu_type", "gres", "constraint", "sbatch", "prelude", "voxflow_bin"}
 }
 
@@ -95,7 +96,7 @@ func ParseOptions(m map[string]any) (Options, error) {
 			if ignoredKey(k) {
 				continue
 			}
-			err = fmt.Errorf("executor option %q: unknown; want one of %s", k, strings.Join(OptionKeys(), ", "))
+			err = fmt.Errorf("executor option %q: unknown; want one of %s%s", k, strings.Join(optionKeys(), ", "), spec.DidYouMean(k, optionKeys()))
 		}
 		if err != nil {
 			return Options{}, &engine.OptionError{Key: k, Err: err}

@@ -38,6 +38,7 @@ func TestParseOptionsRejects(t *testing.T) {
 		want string
 	}{
 		{map[string]any{"partiton": "gpu"}, `"partiton": unknown; want one of partition`},
+		{map[string]any{"partiton": "gpu"}, "; did you mean partition?"},
 		{map[string]any{"partition": int64(3)}, `"partition": have int64 3; want a string`},
 		{map[string]any{"time": int64(0)}, "want a positive number"},
 		{map[string]any{"time": "1 day"}, "want minutes"},

@@ -363,7 +363,7 @@ func TestRestartedEngineAdoptsInsteadOfResubmitting(t *testing.T) {
 	// The first engine submits and goes away (--detach, or a crash).
 	first := newExecutor()
 	err := Detached{first}.Execute(context.Background(), job, nil, nil)
-	if !errors.Is(err, ErrDetached) {
+	if !errors.Is(err, engine.ErrDetached) {
 		t.Fatalf("detached Execute = %v; want ErrDetached", err)
 	}
 	id := submission(t, job).JobID

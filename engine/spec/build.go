@@ -227,6 +227,12 @@ func buildStage(s *Spec, q *pair, errs *ErrorList) *Stage {
 		if p.val.kind != mapNode {
 			errs.add(p.val.pos, "executor must be a mapping of options for the executor that runs the stage, got %s", p.val.describe())
 		} else {
+			// One executor runs the whole spec; a stage's `type` would be
+			// ignored, and the stage would run where the user said it
+			// should not.
+			if t := p.val.get("type"); t != nil {
+				errs.add(t.keyPos, "stage %s: executor: type: a stage cannot pick its own executor (the spec's executor.type or --executor runs every stage); remove the key", q.key)
+			}
 			st.ExecOptions, _ = p.val.plain().(map[string]any)
 			p.val.recordPos(st.FieldPos, "executor")
 		}

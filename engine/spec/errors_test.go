@@ -99,6 +99,7 @@ func TestErrorsStructure(t *testing.T) {
 		{"executor type not a name", "name: x\nexecutor: {type: [a]}\nstages:\n  a: {uses: gen}\n", Options{}, "x.yaml:2:18", []string{"executor type must be the name of an executor"}},
 		{"executor without type", "name: x\nexecutor: {partition: gpu}\nstages:\n  a: {uses: gen}\n", Options{}, "x.yaml:2:11", []string{"executor needs a type"}},
 		{"stage executor not a mapping", "name: x\nstages:\n  a:\n    uses: gen\n    executor: gpu\n", Options{}, "x.yaml:5:15", []string{"executor must be a mapping of options"}},
+		{"stage executor picks a type", "name: x\nstages:\n  a:\n    uses: gen\n    executor: {type: local}\n", Options{}, "x.yaml:5:16", []string{"stage a: executor: type: a stage cannot pick its own executor"}},
 		{"old slurm stage key", "name: x\nstages:\n  a:\n    uses: gen\n    slurm: {partition: gpu}\n", Options{}, "x.yaml:5:5", []string{"stage a: slurm: moved to executor:"}},
 		{"old slurm override path", "name: x\nstages:\n  a: {uses: gen}\n", Options{Sets: []string{"a.slurm.time=1:00:00"}}, "--set a.slurm.time=1:00:00", []string{"stage field slurm moved to executor", "a.executor.time"}},
 		{"plugin not a path", "name: x\nplugins: {pca: [a]}\nstages:\n  a: {uses: gen}\n", Options{}, "x.yaml:2:16", []string{"plugin pca: want the path of its binary"}},

@@ -7,6 +7,11 @@
 // Every problem is reported with file:line:col and what was expected, and
 // all problems are reported at once: Parse returns a best-effort Spec next
 // to its errors so that Validate can add the kind-dependent ones.
+//
+// The package also computes the spec digest (Spec.Digest) and holds
+// ParseMemory, the one parser of memory sizes. It names no executor:
+// `executor:` maps are kept raw (Spec.Executor, Stage.ExecOptions) for the
+// executor the run picks (engine.Executors) to check.
 package spec
 
 import (
@@ -44,9 +49,10 @@ type Spec struct {
 	Variant string
 	// Overrides are the applied --set flags, as given.
 	Overrides []string
-	// Digest is the hex BLAKE3 of the canonical JSON of the effective spec
-	// (name, params, isolate, executor, plugins, stages). Descriptions and
-	// unapplied variants do not contribute.
+	// Digest is the hex BLAKE3 of the effective spec (name, params,
+	// isolate, executor, plugins, stages) in the plain-value codec's form
+	// (stages.EncodeValue). Descriptions and unapplied variants do not
+	// contribute.
 	Digest string
 	// FieldPos holds positions of top-level values: "name", "params.seed",
 	// "executor.partition", "plugins.pca", "variants.tau-0.05", ...

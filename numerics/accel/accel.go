@@ -10,14 +10,15 @@
 //
 // How network code obtains and uses a backend:
 //
-//	backend, err := accel.New(accel.Config{Backend: req.Params.String("backend")}) // "go" or "xla"
+//	backend, err := accel.New(accel.Config{Backend: name}) // "go" or "xla"
 //	if err != nil {
 //		return fmt.Errorf("backend: %w", err)
 //	}
 //	defer backend.Finalize()
 //	trainer := train.NewTrainer(backend, ctx, modelFn, lossFn, optimizer, nil, nil) // or context.NewExec(backend, ...)
 //
-// Create one backend per stage run and share it by all graphs of that run.
+// Create one backend per run (a training, a feature extraction) and share
+// it by all graphs of that run.
 // To hit the fast paths, build models the way torchvision lays them out:
 //
 //   - float32 everywhere (other dtypes fall back to gomlx's slow kernels);

@@ -1,4 +1,4 @@
-// Package linalg is the dense linear algebra the numeric stages share:
+// Package linalg is the dense linear algebra voxflow's regressions share:
 // row-major BLAS-3 and the few LAPACK drivers they need, on OpenBLAS through
 // cgo (Debian libopenblas-dev). Pure-Go GEMM runs at a tenth of what the
 // machine can do, and ridge regression over tens of thousands of voxels is

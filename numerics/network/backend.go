@@ -8,13 +8,13 @@ import (
 	"github.com/voxflow/voxflow/numerics/accel"
 )
 
-// Backend names accepted by the training and features stages.
+// Backend names accepted by NewBackend.
 const (
 	BackendGo  = accel.BackendGo
 	BackendXLA = accel.BackendXLA
 )
 
-// NewBackend returns the compute backend a stage's `backend` param names:
+// NewBackend returns the compute backend called name:
 // the accelerated pure-Go backend ("go") or XLA ("xla", which needs a PJRT
 // plugin; the error says what to install).
 func NewBackend(name string) (backends.Backend, error) {
@@ -25,6 +25,6 @@ func NewBackend(name string) (backends.Backend, error) {
 	return b, nil
 }
 
-// BackendT is gomlx's backend interface, re-exported so stage packages need
+// BackendT is gomlx's backend interface, re-exported so callers need
 // not import gomlx to pass one around.
 type BackendT = backends.Backend

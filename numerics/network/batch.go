@@ -6,6 +6,10 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
+// DropoutMasks draws the two classifier dropout masks for a batch of n:
+// classifier.0 acts on the pooled features ([n, Channels[4]*PoolSize^2]),
+// classifier.3 on the first hidden layer ([n, Hidden[0]]). Values are 0 or
+// 1/(1-p), as torch's inverted dropout; p = 0 gives all-ones masks.
 func DropoutMasks(rng *rand.Rand, cfg Config, n int, p float64) []*tensors.Tensor {
 	out := make([]*tensors.Tensor, 2)
 	for k, h := range [2]int{cfg.Channels[4] * cfg.PoolSize * cfg.PoolSize, cfg.Hidden[0]} {
@@ -21,6 +25,8 @@ func DropoutMasks(rng *rand.Rand, cfg Config, n int, p float64) []*tensors.Tenso
 	return out
 }
 
+// GatherImages copies images idx (each 3 x s x s) of a flat uint8 array
+// into a new [len(idx),3,s,s] tensor.
 func GatherImages(all []uint8, s int, idx []int) *tensors.Tensor {
 	sz := 3 * s * s
 	out := make([]uint8, len(idx)*sz)
@@ -30,6 +36,8 @@ func GatherImages(all []uint8, s int, idx []int) *tensors.Tensor {
 	return tensors.FromFlatDataAndDimensions(out, len(idx), 3, s, s)
 }
 
+// GatherRows copies rows idx (each d wide) of a flat float32 matrix into a
+// new [len(idx), d] tensor.
 func GatherRows(all []float32, d int, idx []int) *tensors.Tensor {
 	out := make([]float32, len(idx)*d)
 	for i, j := range idx {
@@ -38,6 +46,9 @@ func GatherRows(all []float32, d int, idx []int) *tensors.Tensor {
 	return tensors.FromFlatDataAndDimensions(out, len(idx), d)
 }
 
+// ResizeImages rescales n uint8 images 3 x from x from to 3 x to x to with
+// bilinear interpolation (half-pixel centres, as torch's
+// interpolate(align_corners=False)); from == to returns src unchanged.
 func ResizeImages(src []uint8, n, from, to int) []uint8 {
 	if from == to {
 		return src
@@ -75,6 +86,7 @@ func ResizeImages(src []uint8, n, from, to int) []uint8 {
 	return dst
 }
 
+// Subset returns the tensors of w whose names appear in specs.
 func Subset(w Weights, specs []ParamSpec) Weights {
 	out := Weights{}
 	for _, p := range specs {

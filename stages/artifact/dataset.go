@@ -156,6 +156,31 @@ func ReadSubjectManifest(dir string) (*SubjectManifest, error) {
 	return &m, nil
 }
 
+// ResolveSubject picks the subject of an NSD-like data artifact that a
+// stage instance works on: subject when set (it must be in the manifest),
+// else the artifact's only subject.
+func ResolveSubject(dataset, subject string) (string, error) {
+	m, err := ReadManifest(dataset)
+	if err != nil {
+		return "", err
+	}
+	if m.Kind != KindNSD {
+		return "", fmt.Errorf("data artifact %s: kind %q, want %q (fMRI responses)", dataset, m.Kind, KindNSD)
+	}
+	if subject != "" {
+		for _, s := range m.Subjects {
+			if s == subject {
+				return subject, nil
+			}
+		}
+		return "", fmt.Errorf("data artifact %s: no subject %q (have %v)", dataset, subject, m.Subjects)
+	}
+	if len(m.Subjects) != 1 {
+		return "", fmt.Errorf("data artifact %s has subjects %v: set param subject (or foreach over subject)", dataset, m.Subjects)
+	}
+	return m.Subjects[0], nil
+}
+
 // ImagesPath is the images.npy of a split: dataset/subject/split/images.npy
 // for NSD-like artifacts, dataset/split/images.npy for classification ones
 // (subject "").

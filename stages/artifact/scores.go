@@ -1,17 +1,72 @@
 package artifact
 
 import (
+	"fmt"
 	"path/filepath"
+	"sort"
+	"strings"
 
 	"github.com/voxflow/voxflow/internal/jsonfile"
 	"github.com/voxflow/voxflow/numerics/stats"
 )
 
-// ScoresFile is the file a ridge instance writes its scores to; report and
-// compare read it.
+// ScoresFile is the file ridge and probe write their scores to (Metrics
+// and ProbeScores); report and compare read it. It is the file every stage
+// may write its metrics to, so that the scores are run metrics too.
 const ScoresFile = "metrics.json"
 
-// Metrics is the structure of a ridge instance's metrics.json; report,
+// A ridge artifact also keeps per-voxel files, one directory per network
+// and subject (VoxelScoresDir): <roi>_r.npy (VoxelRPath, float32 test
+// Pearson r per voxel, lh then rh), <roi>_alpha.npy and, with
+// save_weights, <roi>_weights.npy.
+const voxelScoresDir, voxelRSuffix = "scores", "_r.npy"
+
+// VoxelScoresDir is dir/scores/<network>/<subject> of a ridge artifact.
+func VoxelScoresDir(dir, network, subject string) string {
+	return filepath.Join(dir, voxelScoresDir, network, subject)
+}
+
+// VoxelRPath is the per-voxel test r of one network, subject and ROI in a
+// ridge artifact: VoxelScoresDir/<roi>_r.npy.
+func VoxelRPath(dir, network, subject, roi string) string {
+	return filepath.Join(VoxelScoresDir(dir, network, subject), roi+voxelRSuffix)
+}
+
+// VoxelR names one per-voxel r file of a ridge artifact.
+type VoxelR struct {
+	Subject, ROI, Path string
+}
+
+// ListVoxelR lists the per-voxel r files of network in a ridge artifact,
+// in the order of their paths (subject, then file name).
+func ListVoxelR(dir, network string) ([]VoxelR, error) {
+	files, err := filepath.Glob(VoxelRPath(dir, network, "*", "*"))
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", VoxelScoresDir(dir, network, ""), err)
+	}
+	sort.Strings(files)
+	out := make([]VoxelR, len(files))
+	for i, f := range files {
+		out[i] = VoxelR{Subject: filepath.Base(filepath.Dir(f)), ROI: strings.TrimSuffix(filepath.Base(f), voxelRSuffix), Path: f}
+	}
+	return out, nil
+}
+
+// ProbeScores is a probe artifact's metrics.json: per network (its stage,
+// with foreach labels when several instances share it) the test accuracies
+// top1 and top<k> and the fit's diagnostics (iterations, converged, ...).
+type ProbeScores map[string]map[string]float64
+
+// ReadProbeScores reads a probe artifact's scores (dir/metrics.json).
+func ReadProbeScores(dir string) (ProbeScores, error) {
+	var m ProbeScores
+	if err := jsonfile.Read(filepath.Join(dir, ScoresFile), &m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Metrics is the structure of a ridge instance's metrics.json (ScoresFile); report,
 // compare and plots read it. Every numeric leaf becomes a metric (nested
 // keys joined by "."), e.g. roi.FFA-1.tune_cl.mean_r or
 // compare.tune_cl_vs_pretrained.group.higher.pct_improved.

@@ -27,14 +27,14 @@ package builtin
 // identities maps each builtin kind's package to its digests.
 func identities() map[string]identity {
 	return map[string]identity{
-		"github.com/voxflow/voxflow/stages/command":  {source: "8318d8f98d2a0fb71aa919da47b073178db7ad345769c6721541bdc116a0bb73", identity: "8318d8f98d2a0fb71aa919da47b073178db7ad345769c6721541bdc116a0bb73"},
-		"github.com/voxflow/voxflow/stages/data":     {source: "77ebc34473685243e1d0524d84e9fd5c785c92ee3dd4d7a580f8c1830f93cde8", identity: "77ebc34473685243e1d0524d84e9fd5c785c92ee3dd4d7a580f8c1830f93cde8"},
-		"github.com/voxflow/voxflow/stages/features": {source: "df8b2c4ad7248f4fde51acb6e6643b2e4f95209ebe2f4444104dc6366e3adc41", identity: "df8b2c4ad7248f4fde51acb6e6643b2e4f95209ebe2f4444104dc6366e3adc41"},
-		"github.com/voxflow/voxflow/stages/pretrain": {source: "2808eaaa6f927df6a2682dac544cd22de685d24ce97e12b975ea855501a0242e", identity: "2808eaaa6f927df6a2682dac544cd22de685d24ce97e12b975ea855501a0242e"},
-		"github.com/voxflow/voxflow/stages/probe":    {source: "b347d091de785d056eed21fbcdb1536bd4cf9c0c89b17dff8021c32fe4ee5719", identity: "b347d091de785d056eed21fbcdb1536bd4cf9c0c89b17dff8021c32fe4ee5719"},
-		"github.com/voxflow/voxflow/stages/report":   {source: "52167fa3d8eb09e6dd40981d69653d4922eb27998c8e7c6267c1ac8a4f872359", identity: "52167fa3d8eb09e6dd40981d69653d4922eb27998c8e7c6267c1ac8a4f872359"},
-		"github.com/voxflow/voxflow/stages/ridge":    {source: "7b245c1ad8c0968b53ba8319e580236afa3b86b0d2d27466b3540ba57db2a2de", identity: "7b245c1ad8c0968b53ba8319e580236afa3b86b0d2d27466b3540ba57db2a2de"},
-		"github.com/voxflow/voxflow/stages/tunecl":   {source: "98af43770bdf5eac872eb333b682b995a9290091db8a71060e8d9d8d229d848c", identity: "98af43770bdf5eac872eb333b682b995a9290091db8a71060e8d9d8d229d848c"},
-		"github.com/voxflow/voxflow/stages/tunemse":  {source: "0feb411d28eda2aee709f7bcc5fe7a9ed6a95eacbf4a58fe545dd14bec663758", identity: "0feb411d28eda2aee709f7bcc5fe7a9ed6a95eacbf4a58fe545dd14bec663758"},
+		"github.com/voxflow/voxflow/stages/command":  {source: "e8236383436c9901ef2ae6aa0494bf654f0fd33584d3990fcc1169a0ef24d711", identity: "e8236383436c9901ef2ae6aa0494bf654f0fd33584d3990fcc1169a0ef24d711"},
+		"github.com/voxflow/voxflow/stages/data":     {source: "27d673d08f10db92cebc61950422fe0ddb6a9ba3f8de5bf28d019b20f0309cf7", identity: "27d673d08f10db92cebc61950422fe0ddb6a9ba3f8de5bf28d019b20f0309cf7"},
+		"github.com/voxflow/voxflow/stages/features": {source: "f0fce75bbb84c32dfe9308fae5076702cae0a36f995f8d27207174be6f8e1d9e", identity: "f0fce75bbb84c32dfe9308fae5076702cae0a36f995f8d27207174be6f8e1d9e"},
+		"github.com/voxflow/voxflow/stages/pretrain": {source: "87b913735c6d5f68edbbd02e23f3f0afe344ac0a851b0a6cd1bdfcbaf20c8cf8", identity: "87b913735c6d5f68edbbd02e23f3f0afe344ac0a851b0a6cd1bdfcbaf20c8cf8"},
+		"github.com/voxflow/voxflow/stages/probe":    {source: "9863981368b1d384f038c366f543007e1c3178dcd6f854d8a5a98ea5dec4cace", identity: "9863981368b1d384f038c366f543007e1c3178dcd6f854d8a5a98ea5dec4cace"},
+		"github.com/voxflow/voxflow/stages/report":   {source: "a4a02c8ef1e9c567178c4531a333269204a1f987f6a26d7efa9886f5ce65d07f", identity: "a4a02c8ef1e9c567178c4531a333269204a1f987f6a26d7efa9886f5ce65d07f"},
+		"github.com/voxflow/voxflow/stages/ridge":    {source: "33a723d6771508b4f432fdb1656bebb457b1e2cd031de4ef1f26c545f827df40", identity: "33a723d6771508b4f432fdb1656bebb457b1e2cd031de4ef1f26c545f827df40"},
+		"github.com/voxflow/voxflow/stages/tunecl":   {source: "edf833325b60d2052167cdd836b9bfac749b73b87d176e2c56eacad91f0c10ce", identity: "edf833325b60d2052167cdd836b9bfac749b73b87d176e2c56eacad91f0c10ce"},
+		"github.com/voxflow/voxflow/stages/tunemse":  {source: "3d4055048c774e46e9a10cbb70ef4760d6d1f144fe2ae2d40f2a1638dc22f1db", identity: "3d4055048c774e46e9a10cbb70ef4760d6d1f144fe2ae2d40f2a1638dc22f1db"},
 	}
 }

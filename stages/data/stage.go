@@ -1,13 +1,14 @@
 // Package data is the `data` stage kind: it turns what a lab has on disk
 // (the Algonauts 2023 release of NSD, image classification sets) or a
 // synthetic generator with a planted ground truth into the data artifact
-// every later stage reads, and offers light-weight readers for that
-// artifact (ReadManifest, ReadSubjectManifest, LoadImages, LoadROI, ...).
+// every later stage reads. The artifact's format (manifests, paths and
+// loaders) is package stages/artifact's, so that the kinds reading it need
+// not import this one.
 //
 // Artifact layout (output port "dataset"), NSD-like sources:
 //
-//	manifest.json                      Manifest{kind: "nsd", ...}
-//	<subject>/manifest.json            SubjectManifest
+//	manifest.json                      artifact.Manifest{kind: "nsd", ...}
+//	<subject>/manifest.json            artifact.SubjectManifest
 //	<subject>/<split>/images.npy       uint8 N x 3 x H x W
 //	<subject>/<split>/roi/<ROI>.npy    float32 N x v, z-scored with train statistics, lh then rh voxels
 //	<subject>/noise_ceiling/<ROI>.npy  float32 v, fraction of variance (when known)
@@ -17,13 +18,13 @@
 // subjects' images (<split>/images.npy, files.txt, synthetic truth of the
 // images) and a responses part the ROIs' responses and noise ceilings, each
 // with manifest.json{part: ...} and <subject>/manifest.json recording the
-// split (SplitInfo). A data instance with input "parts" joins one images
+// split (artifact.SplitInfo). A data instance with input "parts" joins one images
 // part per subject with responses parts into the layout above, equal byte
 // for byte to part "all" of the same subjects and ROIs (JoinParts).
 //
 // Classification sources:
 //
-//	manifest.json                      Manifest{kind: "classification", classes: [...]}
+//	manifest.json                      artifact.Manifest{kind: "classification", classes: [...]}
 //	<split>/images.npy, <split>/labels.npy (int32)
 package data
 

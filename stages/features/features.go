@@ -2,7 +2,7 @@
 // over every split of a data artifact, stored as an artifact of its own so
 // that ridge and probe settings can change without recomputing features.
 //
-// Layout (port `features`):
+// Layout (port `features`; package artifact's Features, FeaturesPath):
 //
 //	features.json   {"net_stage", "layer", "dim", "kind", "subjects"|"classes", "net_labels"}
 //	NSD:            <subject>/<split>.npy   float32 N x D
@@ -20,7 +20,6 @@ import (
 	"github.com/voxflow/voxflow/numerics/npy"
 	"github.com/voxflow/voxflow/stages"
 	"github.com/voxflow/voxflow/stages/artifact"
-	"github.com/voxflow/voxflow/stages/training"
 )
 
 // Kind is the stage kind name.
@@ -84,7 +83,7 @@ func (stage) Run(ctx context.Context, req *stages.Request) error {
 	case artifact.KindNSD:
 		subjects := m.Subjects
 		if s := p.String("subject"); s != "" {
-			if _, err := training.ResolveSubject(dataset, s); err != nil {
+			if _, err := artifact.ResolveSubject(dataset, s); err != nil {
 				return fmt.Errorf("param subject: %w", err)
 			}
 			subjects = []string{s}

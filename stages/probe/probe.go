@@ -90,7 +90,7 @@ func (Stage) Run(ctx context.Context, req *stages.Request) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
-	for _, p := range []string{filepath.Join(dir, "scores.json"), filepath.Join(req.OutDir, "metrics.json")} {
+	for _, p := range []string{filepath.Join(dir, "scores.json"), filepath.Join(req.OutDir, artifact.ScoresFile)} {
 		if err := os.WriteFile(p, b, 0o644); err != nil {
 			return fmt.Errorf("write %s: %w", p, err)
 		}

@@ -5,7 +5,6 @@ import (
 	"image/color"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -15,9 +14,9 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 
-	"github.com/voxflow/voxflow/internal/jsonfile"
 	"github.com/voxflow/voxflow/numerics/npy"
 	"github.com/voxflow/voxflow/stages"
+	"github.com/voxflow/voxflow/stages/artifact"
 )
 
 // Figure sizes: 7 x 4.5 in, as a two-column paper figure at 1:1.
@@ -177,22 +176,23 @@ func (s *study) voxelR(a, b string) (rois []string, pts map[string]plotter.XYs, 
 func readVoxelR(rms []*ridgeMetrics, a, b string) (rois []string, pts map[string]plotter.XYs, err error) {
 	pts = map[string]plotter.XYs{}
 	for _, m := range rms {
-		files, _ := filepath.Glob(filepath.Join(m.dir, "scores", a, "*", "*_r.npy"))
-		sort.Strings(files)
+		files, err := artifact.ListVoxelR(m.dir, a)
+		if err != nil {
+			return nil, nil, err
+		}
 		for _, f := range files {
-			rel, _ := filepath.Rel(filepath.Join(m.dir, "scores", a), f)
-			ra, err := npy.ReadFile[float32](f)
+			ra, err := npy.ReadFile[float32](f.Path)
 			if err != nil {
 				return nil, nil, err
 			}
-			rb, err := npy.ReadFile[float32](filepath.Join(m.dir, "scores", b, rel))
+			rb, err := npy.ReadFile[float32](artifact.VoxelRPath(m.dir, b, f.Subject, f.ROI))
 			if os.IsNotExist(err) {
 				continue
 			}
 			if err != nil {
 				return nil, nil, err
 			}
-			roi := strings.TrimSuffix(filepath.Base(f), "_r.npy")
+			roi := f.ROI
 			for i := range min(len(ra.Data), len(rb.Data)) {
 				x, y := float64(ra.Data[i]), float64(rb.Data[i])
 				if math.IsNaN(x) || math.IsNaN(y) {
@@ -447,13 +447,8 @@ func (s *study) curvesFigure(stage string, arts []stages.Artifact) (*figure, err
 	}
 	var curves []curve
 	for _, a := range arts {
-		var c struct {
-			Epochs []struct {
-				Epoch   int     `json:"epoch"`
-				ValLoss float64 `json:"val_loss"`
-			} `json:"epochs"`
-		}
-		if err := jsonfile.Read(filepath.Join(a.Path, "curve.json"), &c); err != nil {
+		c, err := artifact.ReadCurve(a.Path)
+		if err != nil {
 			return nil, fmt.Errorf("curves input %s: %w", a.Stage, err)
 		}
 		var xy plotter.XYs
@@ -589,8 +584,8 @@ func (s *study) probeFigure() (*figure, error) {
 	var datasets []string
 	acc := map[string]map[string][]float64{} // dataset -> network stage -> top1 per instance
 	for _, a := range s.probe {
-		var m map[string]map[string]float64
-		if err := jsonfile.Read(filepath.Join(a.Path, "metrics.json"), &m); err != nil {
+		m, err := artifact.ReadProbeScores(a.Path)
+		if err != nil {
 			return nil, fmt.Errorf("probe input %s: %w", a.Stage, err)
 		}
 		ds := s.datasets[a.Stage]

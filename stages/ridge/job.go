@@ -358,7 +358,7 @@ func (j *job) fitArtifact(ctx context.Context, net, subject string, art stages.A
 	if err != nil {
 		return fmt.Errorf("ridge on %s (%d training images x %d features, %d voxels): %w", art.Path, rs.ntr, p, v, err)
 	}
-	dir := filepath.Join(j.req.OutDir, "scores", net, subject)
+	dir := artifact.VoxelScoresDir(j.req.OutDir, net, subject)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
@@ -375,7 +375,7 @@ func (j *job) fitArtifact(ctx context.Context, net, subject string, art stages.A
 		info := rs.infos[i]
 		w := rs.width(i)
 		r := res.r[off : off+w]
-		if err := npy.WriteFile(filepath.Join(dir, info.Name+"_r.npy"), []int{w}, narrow(r)); err != nil {
+		if err := npy.WriteFile(artifact.VoxelRPath(j.req.OutDir, net, subject, info.Name), []int{w}, narrow(r)); err != nil {
 			return err
 		}
 		if err := npy.WriteFile(filepath.Join(dir, info.Name+"_alpha.npy"), []int{w}, narrow(res.alpha[off:off+w])); err != nil {

@@ -42,7 +42,8 @@
 //	                   features (x - feature_mean) / feature_scale
 //	N/S/feature_mean.npy, N/S/feature_scale.npy  with save_weights
 //
-// and OutDir/metrics.json, whose structure is Metrics.
+// and OutDir/metrics.json, whose structure is artifact.Metrics; the layout
+// is package artifact's (VoxelScoresDir, ScoresFile), which report reads.
 package ridge
 
 import (

@@ -23,34 +23,10 @@ type ROIData struct {
 	Train, Val   ROISplit
 }
 
-// ResolveSubject picks the subject a stage instance works on: the param
-// when set, else the artifact's only subject.
-func ResolveSubject(dataset, subject string) (string, error) {
-	m, err := artifact.ReadManifest(dataset)
-	if err != nil {
-		return "", err
-	}
-	if m.Kind != artifact.KindNSD {
-		return "", fmt.Errorf("data artifact %s: kind %q, want %q (fMRI responses)", dataset, m.Kind, artifact.KindNSD)
-	}
-	if subject != "" {
-		for _, s := range m.Subjects {
-			if s == subject {
-				return subject, nil
-			}
-		}
-		return "", fmt.Errorf("data artifact %s: no subject %q (have %v)", dataset, subject, m.Subjects)
-	}
-	if len(m.Subjects) != 1 {
-		return "", fmt.Errorf("data artifact %s has subjects %v: set param subject (or foreach over subject)", dataset, m.Subjects)
-	}
-	return m.Subjects[0], nil
-}
-
-// LoadROIData reads the train and val splits of (subject, roi) from an
+// loadROIData reads the train and val splits of (subject, roi) from an
 // NSD-like data artifact, resizing images to size.
-func LoadROIData(dataset, subject, roi string, size int) (*ROIData, error) {
-	subject, err := ResolveSubject(dataset, subject)
+func loadROIData(dataset, subject, roi string, size int) (*ROIData, error) {
+	subject, err := artifact.ResolveSubject(dataset, subject)
 	if err != nil {
 		return nil, err
 	}

@@ -19,9 +19,7 @@ import (
 )
 
 // TrainParams declares the training params shared by tune-cl, tune-mse and
-
 // pretrain; defaults differ per kind, so they are arguments.
-
 func TrainParams(epochs, batch int, lr float64) []stages.ParamSpec {
 	return []stages.ParamSpec{
 		{Name: "epochs", Type: stages.TypeInt, Default: int64(epochs), Min: stages.Bound(0), Doc: "maximum training epochs (0 = export init)"},
@@ -37,17 +35,14 @@ func TrainParams(epochs, batch int, lr float64) []stages.ParamSpec {
 }
 
 // BackboneLRParam declares backbone_lr_scale for the tuning stages.
-
 func BackboneLRParam(def float64) stages.ParamSpec {
 	return stages.ParamSpec{Name: "backbone_lr_scale", Type: stages.TypeFloat, Default: def, Min: stages.Bound(0),
 		Doc: "learning-rate multiplier for the pretrained network's parameters (the fresh head gets lr); 1 tunes all alike, 0 freezes the backbone"}
 }
 
-// BackboneLRScale returns network.TrainConfig.LRScale giving every parameter of
-
+// backboneLRScale returns network.TrainConfig.LRScale giving every parameter of
 // cfg's network the multiplier scale (nil when scale is 1).
-
-func BackboneLRScale(cfg network.Config, scale float64) map[string]float64 {
+func backboneLRScale(cfg network.Config, scale float64) map[string]float64 {
 	if scale == 1 {
 		return nil
 	}
@@ -59,7 +54,6 @@ func BackboneLRScale(cfg network.Config, scale float64) map[string]float64 {
 }
 
 // TrainConfigFrom reads the TrainParams from resolved params.
-
 func TrainConfigFrom(p stages.Params) network.TrainConfig {
 	return network.TrainConfig{
 		Epochs: p.Int("epochs"), BatchSize: p.Int("batch_size"), LR: p.Float("lr"),
@@ -69,33 +63,20 @@ func TrainConfigFrom(p stages.Params) network.TrainConfig {
 }
 
 // ProgressReporter adapts a stage's Progress to Fit's network.Reporter.
-
 func ProgressReporter(pr stages.Progress) network.Reporter {
 	return func(phase string, done, total float64, unit, msg string) {
 		pr.Update(stages.Update{Phase: phase, Done: done, Total: total, Unit: unit, Message: msg})
 	}
 }
 
-// LoadNet reads a network artifact directory (config.json +
-
-// weights.safetensors) and checks the weights fit the config.
-
-// SaveNet writes a network artifact directory: config.json and
-
-// weights.safetensors holding only the network's own parameters.
-
-// WriteJSON writes v indented to path.
-
-// WriteCurve writes curve.json ({"epochs": [...], "best_epoch": k, ...})
-
+// writeCurve writes curve.json (artifact.Curve)
 // and curve.png (train and validation loss per epoch) under outDir.
-
-func WriteCurve(outDir, title string, res *network.FitResult) error {
+func writeCurve(outDir, title string, res *network.FitResult) error {
 	curve := res.Curve
 	if curve == nil {
 		curve = []network.EpochStats{}
 	}
-	if err := jsonfile.Write(filepath.Join(outDir, "curve.json"), map[string]any{
+	if err := jsonfile.Write(filepath.Join(outDir, artifact.CurveFile), map[string]any{
 		"epochs": curve, "best_epoch": res.BestEpoch, "best_val_loss": res.BestVal, "stopped": res.Stopped,
 	}); err != nil {
 		return err
@@ -139,30 +120,7 @@ func WriteCurve(outDir, title string, res *network.FitResult) error {
 	return nil
 }
 
-// DropoutMasks draws the two classifier dropout masks for a batch of n:
-
-// classifier.0 acts on the pooled features ([n, Channels[4]*PoolSize^2]),
-
-// classifier.3 on the first hidden layer ([n, Hidden[0]]). Values are 0 or
-
-// 1/(1-p), as torch's inverted dropout; p = 0 gives all-ones masks.
-
-// GatherImages copies images idx (each 3 x s x s) of a flat uint8 array
-
-// into a new [len(idx),3,s,s] tensor.
-
-// GatherRows copies rows idx (each d wide) of a flat float32 matrix into a
-
-// new [len(idx), d] tensor.
-
-// ResizeImages rescales n uint8 images 3 x from x from to 3 x to x to with
-
-// bilinear interpolation (half-pixel centres, as torch's
-
-// interpolate(align_corners=False)); from == to returns src unchanged.
-
 // RunOutputs is what a training stage writes under its OutDir.
-
 type RunOutputs struct {
 	Net      network.Config
 	Result   *network.FitResult
@@ -173,13 +131,9 @@ type RunOutputs struct {
 }
 
 // WriteRunOutputs writes net/ (weights.safetensors, config.json and, when
-
 // set, head.safetensors), curve.json, curve.png, config.json and
-
 // metrics.json (best_val_loss, best_epoch, epochs_run, images_per_s plus
-
 // o.Metrics).
-
 func WriteRunOutputs(outDir string, o RunOutputs) error {
 	netDir := filepath.Join(outDir, "net")
 	if err := artifact.SaveNet(netDir, o.Net, o.Result.Best); err != nil {
@@ -190,7 +144,7 @@ func WriteRunOutputs(outDir string, o RunOutputs) error {
 			return err
 		}
 	}
-	if err := WriteCurve(outDir, o.Title, o.Result); err != nil {
+	if err := writeCurve(outDir, o.Title, o.Result); err != nil {
 		return err
 	}
 	if err := jsonfile.Write(filepath.Join(outDir, "config.json"), o.Resolved); err != nil {
@@ -211,7 +165,6 @@ func WriteRunOutputs(outDir string, o RunOutputs) error {
 }
 
 // ResolvedParams copies resolved params into a plain map for config.json.
-
 func ResolvedParams(p stages.Params) map[string]any {
 	out := map[string]any{}
 	for k, v := range p {
@@ -220,12 +173,8 @@ func ResolvedParams(p stages.Params) map[string]any {
 	return out
 }
 
-// Subset returns the tensors of w whose names appear in specs.
-
 // TuneInputs are the input ports of the fine-tuning kinds (tune-cl,
-
 // tune-mse): the data to tune on and the network to start from.
-
 func TuneInputs() []stages.PortSpec {
 	return []stages.PortSpec{
 		{Name: "data", Doc: "NSD-like data artifact"},
@@ -234,7 +183,6 @@ func TuneInputs() []stages.PortSpec {
 }
 
 // TuneOutputs are the output ports of the fine-tuning kinds.
-
 func TuneOutputs() []stages.PortSpec {
 	return []stages.PortSpec{
 		{Name: "net", Doc: "tuned network (weights.safetensors, config.json, head.safetensors)"},
@@ -244,13 +192,10 @@ func TuneOutputs() []stages.PortSpec {
 	}
 }
 
-// LoadTuneInputs reads a fine-tuning request's inputs: the starting
-
+// loadTuneInputs reads a fine-tuning request's inputs: the starting
 // network and the (subject, roi) responses, images resized to the
-
 // network's input.
-
-func LoadTuneInputs(kind string, req *stages.Request) (network.Config, network.Weights, *ROIData, error) {
+func loadTuneInputs(kind string, req *stages.Request) (network.Config, network.Weights, *ROIData, error) {
 	if len(req.Inputs["data"]) != 1 || len(req.Inputs["init"]) != 1 {
 		return network.Config{}, nil, nil, fmt.Errorf("%s: want one data and one init artifact, have %d and %d", kind, len(req.Inputs["data"]), len(req.Inputs["init"]))
 	}
@@ -258,7 +203,7 @@ func LoadTuneInputs(kind string, req *stages.Request) (network.Config, network.W
 	if err != nil {
 		return network.Config{}, nil, nil, fmt.Errorf("input init: %w", err)
 	}
-	d, err := LoadROIData(req.Inputs["data"][0].Path, req.Params.String("subject"), req.Params.String("roi"), cfg.ImageSize)
+	d, err := loadROIData(req.Inputs["data"][0].Path, req.Params.String("subject"), req.Params.String("roi"), cfg.ImageSize)
 	if err != nil {
 		return network.Config{}, nil, nil, fmt.Errorf("input data: %w", err)
 	}

@@ -37,7 +37,7 @@ type HeadFunc func(cfg network.Config, d *ROIData, tc network.TrainConfig, log i
 // network, curve, config and metrics (WriteRunOutputs).
 func Tune(ctx context.Context, kind string, req *stages.Request, build HeadFunc) error {
 	p := req.Params
-	cfg, init, d, err := LoadTuneInputs(kind, req)
+	cfg, init, d, err := loadTuneInputs(kind, req)
 	if err != nil {
 		return err
 	}
@@ -56,7 +56,7 @@ func Tune(ctx context.Context, kind string, req *stages.Request, build HeadFunc)
 	for k, v := range head.Init {
 		w[k] = v
 	}
-	tc.LRScale = BackboneLRScale(cfg, p.Float("backbone_lr_scale"))
+	tc.LRScale = backboneLRScale(cfg, p.Float("backbone_lr_scale"))
 	fmt.Fprintf(req.Log, "%s: subject %s roi %s: %d voxels, %d train / %d val images, %s %dpx%s\n",
 		req.Instance, d.Subject, d.ROI, d.V, d.Train.N, d.Val.N, cfg.Arch, cfg.ImageSize, head.Note)
 	res, err := network.Fit(ctx, backend, head.Objective, w, d.Train.N, d.Val.N, tc, ProgressReporter(req.Progress), req.Log)

@@ -122,7 +122,7 @@ def write_json(path, v):
 
 def save_net(net_dir, cfg, weights):
     """net/weights.safetensors (the network's own parameters only) and
-    net/config.json, as Go's network.SaveNet writes them."""
+    net/config.json, as Go's artifact.SaveNet writes them."""
     os.makedirs(net_dir, exist_ok=True)
     missing = [n for n in cfg.param_names() if n not in weights]
     if missing:

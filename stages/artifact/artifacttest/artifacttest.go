@@ -1,6 +1,6 @@
 // Package artifacttest writes small artifacts in voxflow's conventional layouts
 // (NSD-like and classification data, network directories) for the tests of
-// the network stages. The data carry a planted, learnable signal so that
+// the kinds that read them (features, pretrain, tune-cl, tune-mse). The data carry a planted, learnable signal so that
 // tests can check that training lowers the loss.
 package artifacttest
 

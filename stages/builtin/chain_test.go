@@ -1,4 +1,4 @@
-package tunecl
+package builtin
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"github.com/voxflow/voxflow/stages/artifact/artifacttest"
 	"github.com/voxflow/voxflow/stages/data"
 	"github.com/voxflow/voxflow/stages/features"
+	"github.com/voxflow/voxflow/stages/tunecl"
 )
 
 func runStage(t *testing.T, s stages.Stage, inputs map[string][]stages.Artifact, over stages.Params) string {
@@ -32,10 +33,12 @@ func runStage(t *testing.T, s stages.Stage, inputs map[string][]stages.Artifact,
 	return req.OutDir
 }
 
-// TestOnSyntheticDataStage chains the real data stage (synthetic source),
-// tune-cl and features, so the artifact conventions are checked end to
-// end rather than against this package's own test writer.
-func TestOnSyntheticDataStage(t *testing.T) {
+// TestTuneCLOnSyntheticDataStage chains the real data stage (synthetic
+// source), tune-cl and features, so the artifact conventions are checked
+// end to end rather than against artifacttest's writer. It lives here, with
+// the list of kinds, because no kind's package (tests included) imports
+// another kind.
+func TestTuneCLOnSyntheticDataStage(t *testing.T) {
 	dataOut := runStage(t, data.New(), nil, stages.Params{
 		"source": "synthetic", "n_images": int64(120), "n_subjects": int64(1), "voxels_per_roi": int64(12),
 		"image_size": int64(64), "rois": []any{"FFA-1"}, "seed": int64(1),
@@ -49,7 +52,7 @@ func TestOnSyntheticDataStage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tuned := runStage(t, New(), map[string][]stages.Artifact{
+	tuned := runStage(t, tunecl.New(), map[string][]stages.Artifact{
 		"data": {{Path: dataset, Stage: "data"}}, "init": {{Path: netDir, Stage: "pretrained"}},
 	}, stages.Params{"subject": m.Subjects[0], "roi": "FFA-1", "epochs": int64(2), "batch_size": int64(32), "lr": 1e-3, "v1": int64(8), "v2": int64(4)})
 	feats := runStage(t, features.New(), map[string][]stages.Artifact{
@@ -61,7 +64,7 @@ func TestOnSyntheticDataStage(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, sp := range artifact.Splits() {
-		a, err := npy.ReadFileExact[float32](filepath.Join(feats, "features", m.Subjects[0], sp+".npy"))
+		a, err := npy.ReadFileExact[float32](artifact.FeaturesPath(filepath.Join(feats, "features"), m.Subjects[0], sp))
 		if err != nil {
 			t.Fatal(err)
 		}
