@@ -30,11 +30,11 @@ func identities() map[string]identity {
 		"github.com/voxflow/voxflow/stages/command":  {source: "e8236383436c9901ef2ae6aa0494bf654f0fd33584d3990fcc1169a0ef24d711", identity: "e8236383436c9901ef2ae6aa0494bf654f0fd33584d3990fcc1169a0ef24d711"},
 		"github.com/voxflow/voxflow/stages/data":     {source: "27d673d08f10db92cebc61950422fe0ddb6a9ba3f8de5bf28d019b20f0309cf7", identity: "27d673d08f10db92cebc61950422fe0ddb6a9ba3f8de5bf28d019b20f0309cf7"},
 		"github.com/voxflow/voxflow/stages/features": {source: "f0fce75bbb84c32dfe9308fae5076702cae0a36f995f8d27207174be6f8e1d9e", identity: "f0fce75bbb84c32dfe9308fae5076702cae0a36f995f8d27207174be6f8e1d9e"},
-		"github.com/voxflow/voxflow/stages/pretrain": {source: "87b913735c6d5f68edbbd02e23f3f0afe344ac0a851b0a6cd1bdfcbaf20c8cf8", identity: "87b913735c6d5f68edbbd02e23f3f0afe344ac0a851b0a6cd1bdfcbaf20c8cf8"},
+		"github.com/voxflow/voxflow/stages/pretrain": {source: "9c609a94434f106369a6aed3e1582b5a437ccfe1249300e75e7999e1cc441964", identity: "9c609a94434f106369a6aed3e1582b5a437ccfe1249300e75e7999e1cc441964"},
 		"github.com/voxflow/voxflow/stages/probe":    {source: "9863981368b1d384f038c366f543007e1c3178dcd6f854d8a5a98ea5dec4cace", identity: "9863981368b1d384f038c366f543007e1c3178dcd6f854d8a5a98ea5dec4cace"},
 		"github.com/voxflow/voxflow/stages/report":   {source: "a4a02c8ef1e9c567178c4531a333269204a1f987f6a26d7efa9886f5ce65d07f", identity: "a4a02c8ef1e9c567178c4531a333269204a1f987f6a26d7efa9886f5ce65d07f"},
 		"github.com/voxflow/voxflow/stages/ridge":    {source: "33a723d6771508b4f432fdb1656bebb457b1e2cd031de4ef1f26c545f827df40", identity: "33a723d6771508b4f432fdb1656bebb457b1e2cd031de4ef1f26c545f827df40"},
-		"github.com/voxflow/voxflow/stages/tunecl":   {source: "edf833325b60d2052167cdd836b9bfac749b73b87d176e2c56eacad91f0c10ce", identity: "edf833325b60d2052167cdd836b9bfac749b73b87d176e2c56eacad91f0c10ce"},
-		"github.com/voxflow/voxflow/stages/tunemse":  {source: "3d4055048c774e46e9a10cbb70ef4760d6d1f144fe2ae2d40f2a1638dc22f1db", identity: "3d4055048c774e46e9a10cbb70ef4760d6d1f144fe2ae2d40f2a1638dc22f1db"},
+		"github.com/voxflow/voxflow/stages/tunecl":   {source: "869d21026556a3ad225da703de79045f45689fc424680f2b172fba3690ff1126", identity: "869d21026556a3ad225da703de79045f45689fc424680f2b172fba3690ff1126"},
+		"github.com/voxflow/voxflow/stages/tunemse":  {source: "62681ccec698aefb1204dc4cf4dc51ff24203b2e2ed93c85653da5cdd85eb116", identity: "62681ccec698aefb1204dc4cf4dc51ff24203b2e2ed93c85653da5cdd85eb116"},
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 
+	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 
 	"github.com/voxflow/voxflow/numerics/network"
@@ -96,4 +97,34 @@ func ROIBatches(cfg network.Config, d *ROIData, dropout float64) func(split stri
 		}
 		return out, nil
 	}
+}
+
+// TuneDescription is the description of a fine-tuning kind: the subject and
+// roi params (roiDoc says what the kind does with the ROI), the kind's own
+// params, then TrainParams and backbone_lr_scale, the tune inputs and
+// outputs, run in a process of its own.
+func TuneDescription(kind, version, doc, roiDoc string, own ...stages.ParamSpec) stages.Description {
+	params := []stages.ParamSpec{
+		{Name: "subject", Type: stages.TypeString, Default: "", Doc: "subject to tune on (\"\" = the artifact's only subject)"},
+		{Name: "roi", Type: stages.TypeString, Default: "", Doc: roiDoc},
+	}
+	params = append(params, own...)
+	params = append(params, TrainParams(20, 1024, 1e-4)...)
+	params = append(params, BackboneLRParam(1))
+	return stages.Description{
+		Kind: kind, Version: version, Doc: doc, Params: params,
+		Inputs: TuneInputs(), Outputs: TuneOutputs(), Isolate: "process",
+	}
+}
+
+// Forward runs the network on a batch made by ROIBatches: the images
+// normalised and, in training, with the dropout masks the batch carries.
+// It returns the network's output (the head's input).
+func Forward(cfg network.Config, p map[string]*graph.Node, batch []*graph.Node, train bool) *graph.Node {
+	var masks []*graph.Node
+	if train {
+		masks = batch[2:4]
+	}
+	a, _ := cfg.Forward(p, network.Normalize(batch[0]), masks, "")
+	return a
 }

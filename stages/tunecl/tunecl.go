@@ -26,26 +26,16 @@ func New() stages.Stage { return stage{} }
 
 // Describe implements stages.Stage.
 func (stage) Describe() stages.Description {
-	params := []stages.ParamSpec{
-		{Name: "subject", Type: stages.TypeString, Default: "", Doc: "subject to tune on (\"\" = the artifact's only subject)"},
-		{Name: "roi", Type: stages.TypeString, Default: "", Doc: "ROI whose responses the network is tuned to (required; usually bound by foreach)"},
-		{Name: "temperature", Type: stages.TypeFloat, Default: 0.1, Min: stages.Bound(1e-6), Doc: "tau in Eq. 1"},
-		{Name: "v1", Type: stages.TypeInt, Default: int64(512), Min: stages.Bound(1), Doc: "shared latent width of g_A and g_Y (clamped to the ROI's voxels)"},
-		{Name: "v2", Type: stages.TypeInt, Default: int64(128), Min: stages.Bound(1), Doc: "projection width of g_H (clamped to v1)"},
-		{Name: "denominator", Type: stages.TypeString, Default: network.DenomDecoupled,
+	return training.TuneDescription(Kind, "2",
+		"fine-tune AlexNet to one ROI with the contrastive loss of the poster (Eq. 1)",
+		"ROI whose responses the network is tuned to (required; usually bound by foreach)",
+		stages.ParamSpec{Name: "temperature", Type: stages.TypeFloat, Default: 0.1, Min: stages.Bound(1e-6), Doc: "tau in Eq. 1"},
+		stages.ParamSpec{Name: "v1", Type: stages.TypeInt, Default: int64(512), Min: stages.Bound(1), Doc: "shared latent width of g_A and g_Y (clamped to the ROI's voxels)"},
+		stages.ParamSpec{Name: "v2", Type: stages.TypeInt, Default: int64(128), Min: stages.Bound(1), Doc: "projection width of g_H (clamped to v1)"},
+		stages.ParamSpec{Name: "denominator", Type: stages.TypeString, Default: network.DenomDecoupled,
 			Enum: []string{network.DenomDecoupled, network.DenomSimCLR}, Doc: "decoupled: sum over j != i (Eq. 1); simclr: keep the positive"},
-		{Name: "symmetric", Type: stages.TypeBool, Default: false, Doc: "average the y-anchored loss with the x-anchored one"},
-	}
-	params = append(params, training.TrainParams(20, 1024, 1e-4)...)
-	params = append(params, training.BackboneLRParam(1))
-	return stages.Description{
-		Kind: Kind, Version: "2",
-		Doc:     "fine-tune AlexNet to one ROI with the contrastive loss of the poster (Eq. 1)",
-		Params:  params,
-		Inputs:  training.TuneInputs(),
-		Outputs: training.TuneOutputs(),
-		Isolate: "process",
-	}
+		stages.ParamSpec{Name: "symmetric", Type: stages.TypeBool, Default: false, Doc: "average the y-anchored loss with the x-anchored one"},
+	)
 }
 
 // Run implements stages.Stage.
@@ -78,12 +68,7 @@ func Objective(cfg network.Config, head network.Head, d *training.ROIData, tau f
 		Trainable: append(cfg.Params(), head.Params()...),
 		State:     head.State(),
 		Loss: func(p map[string]*Node, batch []*Node, train bool) (*Node, map[string]*Node) {
-			var masks []*Node
-			if train {
-				masks = batch[2:4]
-			}
-			a, _ := cfg.Forward(p, network.Normalize(batch[0]), masks, "")
-			zx, zy, state := head.Project(p, a, batch[1], train)
+			zx, zy, state := head.Project(p, training.Forward(cfg, p, batch, train), batch[1], train)
 			return network.CLLoss(zx, zy, tau, denom, symmetric), state
 		},
 		Batch: training.ROIBatches(cfg, d, dropout),

@@ -24,22 +24,12 @@ func New() stages.Stage { return stage{} }
 
 // Describe implements stages.Stage.
 func (stage) Describe() stages.Description {
-	params := []stages.ParamSpec{
-		{Name: "subject", Type: stages.TypeString, Default: "", Doc: "subject to tune on (\"\" = the artifact's only subject)"},
-		{Name: "roi", Type: stages.TypeString, Default: "", Doc: "ROI whose responses the network regresses onto (required; usually bound by foreach)"},
-	}
-	params = append(params, training.TrainParams(20, 1024, 1e-4)...)
-	params = append(params, training.BackboneLRParam(1),
+	return training.TuneDescription(Kind, "2",
+		"fine-tune AlexNet + a linear read-out to one ROI's responses by MSE",
+		"ROI whose responses the network regresses onto (required; usually bound by foreach)",
 		stages.ParamSpec{Name: "head_init_scale", Type: stages.TypeFloat, Default: 0.0, Min: stages.Bound(0),
-			Doc: "scale of the read-out's initial weights relative to torch's Linear init (0 = start from predicting 0, so the first loss is 1 on z-scored responses instead of the random head's error on 1000 large logits)"})
-	return stages.Description{
-		Kind: Kind, Version: "2",
-		Doc:     "fine-tune AlexNet + a linear read-out to one ROI's responses by MSE",
-		Params:  params,
-		Inputs:  training.TuneInputs(),
-		Outputs: training.TuneOutputs(),
-		Isolate: "process",
-	}
+			Doc: "scale of the read-out's initial weights relative to torch's Linear init (0 = start from predicting 0, so the first loss is 1 on z-scored responses instead of the random head's error on 1000 large logits)"},
+	)
 }
 
 // Run implements stages.Stage.
@@ -63,12 +53,7 @@ func Objective(cfg network.Config, head network.MSEHead, d *training.ROIData, dr
 	return network.Objective{
 		Trainable: append(cfg.Params(), head.Params()...),
 		Loss: func(p map[string]*Node, batch []*Node, train bool) (*Node, map[string]*Node) {
-			var masks []*Node
-			if train {
-				masks = batch[2:4]
-			}
-			a, _ := cfg.Forward(p, network.Normalize(batch[0]), masks, "")
-			return network.MSELoss(head.Predict(p, a), batch[1]), nil
+			return network.MSELoss(head.Predict(p, training.Forward(cfg, p, batch, train)), batch[1]), nil
 		},
 		Batch: training.ROIBatches(cfg, d, dropout),
 	}
