@@ -168,7 +168,7 @@ func unsatisfiable(ctx context.Context, p *Project, inst *spec.Instance, exe Exe
 		return ""
 	}
 	if res.GPUs > opt.GPUs {
-		return fmt.Sprintf("needs %d GPU(s), this run has %d (set --gpus, or run it on a cluster with --executor slurm)", res.GPUs, opt.GPUs)
+		return fmt.Sprintf("needs %d GPU(s), this run has %d (set --gpus, or send it to a cluster executor with --executor)", res.GPUs, opt.GPUs)
 	}
 	if opt.MemoryMB > 0 && res.MemoryMB > opt.MemoryMB {
 		return fmt.Sprintf("needs %d MB of memory, this run allows %d MB (--memory)", res.MemoryMB, opt.MemoryMB)

@@ -42,14 +42,18 @@ type Options struct {
 	Bin        string
 }
 
-// ignoredKey reports executor-map keys that belong to the engine, not to
-// the Slurm executor (which executor to use, how often to retry).
-func ignoredKey(k string) bool {
+// engineKey explains executor-map keys that belong to the spec, not to the
+// Slurm executor: type picks the executor (the engine strips it), and a
+// retry count written here would be silently lost, so it is refused with
+// the place it belongs.
+func engineKey(k string) (ignore bool, err error) {
 	switch k {
-	case "type", "name", "kind", "executor", "retries", "retry":
-		return true
+	case "type":
+		return true, nil
+	case "retries", "retry":
+		return false, fmt.Errorf("executor option %q: retries are the stage's, not the executor's: write retries: N on the stage", k)
 	}
-	return false
+	return false, nil
 }
 
 // optionKeys lists the keys ParseOptions accepts, in the order its
@@ -93,8 +97,13 @@ func ParseOptions(m map[string]any) (Options, error) {
 		case "prelude":
 			o.Prelude, err = strList(k, v, true)
 		default:
-			if ignoredKey(k) {
+			ignore, kerr := engineKey(k)
+			if ignore {
 				continue
+			}
+			if kerr != nil {
+				err = kerr
+				break
 			}
 			err = fmt.Errorf("executor option %q: unknown; want one of %s%s", k, strings.Join(optionKeys(), ", "), spec.DidYouMean(k, optionKeys()))
 		}

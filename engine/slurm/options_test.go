@@ -44,6 +44,8 @@ func TestParseOptionsRejects(t *testing.T) {
 		{map[string]any{"time": "1 day"}, "want minutes"},
 		{map[string]any{"sbatch": []any{"--x", int64(1)}}, `"sbatch"[1]`},
 		{map[string]any{"account": "a\"b"}, "double quote"},
+		{map[string]any{"retries": int64(3)}, "write retries: N on the stage"},
+		{map[string]any{"name": "x"}, `"name": unknown`},
 	} {
 		_, err := ParseOptions(c.m)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
