@@ -24,8 +24,11 @@ func TestDriverRegistersOptionsAndExecutors(t *testing.T) {
 	if err := d.CheckOptions(map[string]any{"partition": "gpu", "partiton": "gpu"}); !errors.As(err, &oe) || oe.Key != "partiton" || !strings.Contains(err.Error(), "want one of partition") {
 		t.Errorf("CheckOptions with a typo: %v", err)
 	}
-	if err := d.CheckOptions(map[string]any{"partition": "gpu", "time": "90m", "retries": 2}); err != nil {
+	if err := d.CheckOptions(map[string]any{"partition": "gpu", "time": "90m"}); err != nil {
 		t.Errorf("CheckOptions of valid options: %v", err)
+	}
+	if err := d.CheckOptions(map[string]any{"partition": "gpu", "retries": 2}); !errors.As(err, &oe) || oe.Key != "retries" || !strings.Contains(err.Error(), "on the stage") {
+		t.Errorf("CheckOptions with retries, which belong to the stage: %v", err)
 	}
 	dir := t.TempDir()
 	exe, err := d.New(engine.ExecutorConfig{Bin: "/bin/vf", Dir: dir})
