@@ -241,13 +241,19 @@ func (x *Executors) Check(s *spec.Spec, name string) (ExecutorDriver, error) {
 }
 
 // Open picks and checks the executor for a run of s (Check), before
-// anything is submitted, and builds it. A non-remote executor is wrapped by
-// the guard of every driver that has one.
+// anything is submitted, and builds it (Build).
 func (x *Executors) Open(s *spec.Spec, c ExecutorChoice) (Executor, error) {
 	d, err := x.Check(s, c.Name)
 	if err != nil {
 		return nil, err
 	}
+	return x.Build(d, s, c)
+}
+
+// Build makes the executor of driver d, as Check returned it for s, for
+// one run. A non-remote executor is wrapped by the guard of every driver
+// that has one.
+func (x *Executors) Build(d ExecutorDriver, s *spec.Spec, c ExecutorChoice) (Executor, error) {
 	name, opts := d.Name(), specOptions(s)
 	cfg := ExecutorConfig{Bin: c.Bin, Dir: ExecutorDir(c.StoreDir, name), Options: opts, Detach: c.Detach, Local: c.Local}
 	exe, err := d.New(cfg)

@@ -13,8 +13,8 @@ import (
 // jobFile is job.json: the job with its params and executor options in the
 // plain-value codec's form (stages.EncodeValue), so that the stage on the
 // node gets the values an inline stage would (int64 and float64 kept apart,
-// -0 kept) and the file holds the bytes the key hashed. Its fields shadow
-// the Job's own.
+// -0 kept), the values the key hashed (indented here, so not its
+// bytes). Its fields shadow the Job's own.
 type jobFile struct {
 	*Job
 	Params   json.RawMessage `json:"params"`

@@ -143,3 +143,12 @@ func artifacts(ctx context.Context, store *cache.Store, inst *spec.Instance, out
 	}
 	return in, true, nil
 }
+
+// StageOf is the in-process implementation of job's kind (a StageLookup
+// for LocalExecutor); a plugin kind has none and runs in its process.
+func (p *Project) StageOf(job *Job) (stages.Stage, error) {
+	if k := p.Kinds[job.Stage]; k != nil && k.Stage != nil {
+		return k.Stage, nil
+	}
+	return nil, fmt.Errorf("%s: kind %s has no in-process implementation", job.Instance, job.Kind)
+}

@@ -69,12 +69,7 @@ func (r *Runner) newScheduler(ctx context.Context, p *Project, opt RunOptions, r
 	}
 	exe := r.Executor
 	if exe == nil {
-		exe = LocalExecutor{Lookup: func(job *Job) (stages.Stage, error) {
-			if k := p.Kinds[job.Stage]; k != nil && k.Stage != nil {
-				return k.Stage, nil
-			}
-			return nil, fmt.Errorf("%s: kind %s has no in-process implementation", job.Instance, job.Kind)
-		}}
+		exe = LocalExecutor{Lookup: p.StageOf}
 	}
 	n := len(p.Graph.Instances)
 	s := &scheduler{r: r, p: p, opt: opt, exe: exe, remote: remote(exe), runID: runID, host: host, dec: dec,
@@ -160,7 +155,7 @@ func (s *scheduler) consider(ctx context.Context, st *instState, hits *hitBatch)
 		s.finish(instResult{st: st, status: StatusSucceeded, output: dec.hit.Output, cached: true})
 		return true, nil
 	}
-	if reason := unsatisfiable(ctx, s.p, st.inst, s.r.Executor, s.opt); reason != "" {
+	if reason := unsatisfiable(ctx, s.p, st.inst, s.exe, s.opt); reason != "" {
 		s.failEarly(st, fmt.Errorf("%s: %s", id, reason))
 		return true, nil
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/voxflow/voxflow/cache"
 	"github.com/voxflow/voxflow/engine"
 	"github.com/voxflow/voxflow/engine/slurm"
-	"github.com/voxflow/voxflow/stages"
 )
 
 // executors is every executor this binary offers. It is the one place the
@@ -38,20 +37,16 @@ func newExecutor(p *engine.Project, flagExec string, detach bool, store *cache.S
 			return nil, &exitError{code: 2, err: fmt.Errorf("--executor: %w", err)}
 		}
 	}
-	if _, err := x.Check(p.Spec, flagExec); err != nil {
+	d, err := x.Check(p.Spec, flagExec)
+	if err != nil {
 		return nil, &exitError{code: 1, err: err}
 	}
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find the voxflow binary: %w", err)
 	}
-	local := engine.LocalExecutor{Process: engine.ProcessExecutor{Self: self}, Lookup: func(job *engine.Job) (stages.Stage, error) {
-		if k := p.Kinds[job.Stage]; k != nil && k.Stage != nil {
-			return k.Stage, nil
-		}
-		return nil, fmt.Errorf("%s: kind %s has no in-process implementation", job.Instance, job.Kind)
-	}}
-	exe, err := x.Open(p.Spec, engine.ExecutorChoice{Name: flagExec, Bin: self, StoreDir: store.Dir(), Detach: detach, Local: local})
+	local := engine.LocalExecutor{Process: engine.ProcessExecutor{Self: self}, Lookup: p.StageOf}
+	exe, err := x.Build(d, p.Spec, engine.ExecutorChoice{Name: flagExec, Bin: self, StoreDir: store.Dir(), Detach: detach, Local: local})
 	if err != nil {
 		return nil, &exitError{code: 2, err: err}
 	}

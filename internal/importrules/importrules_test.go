@@ -63,6 +63,26 @@ func TestRulesCatchViolations(t *testing.T) {
 	}
 }
 
+// TestEveryPackageHasADoc: a reader learns what a folder holds from its
+// package doc (issue #12), so every package, commands included, has one.
+func TestEveryPackageHasADoc(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}}|{{.Doc}}", Module+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		pkg, doc, _ := strings.Cut(line, "|")
+		n++
+		if strings.TrimSpace(doc) == "" {
+			t.Errorf("%s has no package doc comment", pkg)
+		}
+	}
+	if n < 30 {
+		t.Fatalf("go list reported %d packages; expected the whole module", n)
+	}
+}
+
 // TestImportRules holds voxflow's real import graph to Rules: every
 // package's dependencies, and its tests' direct imports to the rules that
 // say Tests.
